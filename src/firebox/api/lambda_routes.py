@@ -1,0 +1,335 @@
+"""The Lambda REST API (/2015-03-31/… and friends): parse, call the control plane or the
+invoke path, shape the reply as botocore's model says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from firebox.api.server import APP_KEY, json_response, read_json
+from firebox.arn import FunctionRef, parse_function_ref, parse_layer_name
+from firebox.errors import InvalidParameterValue, ValidationError
+
+F = "/2015-03-31/functions"
+
+
+def _ref(request: web.Request, allow_qualifier: bool = True) -> FunctionRef:
+    ref = parse_function_ref(request.match_info["FunctionName"],
+                             request.query.get("Qualifier"))
+    if not allow_qualifier and ref.qualifier is not None:
+        raise InvalidParameterValue(
+            "Qualifier is not supported for this operation: use the unqualified function name"
+        )
+    return ref
+
+
+def _max_items(request: web.Request) -> int | None:
+    raw = request.query.get("MaxItems")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"Invalid MaxItems: {raw}") from None
+    if not 1 <= value <= 10000:
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at 'maxItems' failed to satisfy "
+            "constraint: Member must have value between 1 and 10000"
+        )
+    return value
+
+
+async def _blocking(fn: Callable[..., Any], *args: Any) -> Any:
+    """Control-plane calls touch SQLite and files: keep them off the event loop."""
+    return await asyncio.to_thread(fn, *args)
+
+
+# --- functions ------------------------------------------------------------------------
+
+
+async def create_function(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    params = await read_json(request)
+    return json_response(await _blocking(app.functions.create, params), 201)
+
+
+async def get_function(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request)
+    return json_response(await _blocking(app.functions.get, ref.name, ref.qualifier))
+
+
+async def get_function_configuration(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request)
+    return json_response(await _blocking(app.functions.get_config, ref.name, ref.qualifier))
+
+
+async def list_functions(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    all_versions = request.query.get("FunctionVersion") == "ALL"
+    return json_response(await _blocking(app.functions.list, request.query.get("Marker"),
+                                         _max_items(request), all_versions))
+
+
+async def update_function_code(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    params = await read_json(request)
+    return json_response(await _blocking(app.functions.update_code, ref.name, params))
+
+
+async def update_function_configuration(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    params = await read_json(request)
+    return json_response(await _blocking(app.functions.update_config, ref.name, params))
+
+
+async def delete_function(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request)
+    await _blocking(app.functions.delete, ref.name, ref.qualifier)
+    return web.Response(status=204)
+
+
+# --- versions and aliases --------------------------------------------------------------
+
+
+async def publish_version(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    params = await read_json(request)
+    return json_response(await _blocking(app.versions.publish, ref.name, params), 201)
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    return json_response(await _blocking(app.versions.list, ref.name,
+                                         request.query.get("Marker"), _max_items(request)))
+
+
+async def create_alias(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    params = await read_json(request)
+    return json_response(await _blocking(app.aliases.create, ref.name, params), 201)
+
+
+async def get_alias(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    return json_response(await _blocking(app.aliases.get, ref.name, request.match_info["Name"]))
+
+
+async def update_alias(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    params = await read_json(request)
+    return json_response(await _blocking(app.aliases.update, ref.name,
+                                         request.match_info["Name"], params))
+
+
+async def delete_alias(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    await _blocking(app.aliases.delete, ref.name, request.match_info["Name"])
+    return web.Response(status=204)
+
+
+async def list_aliases(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    return json_response(await _blocking(
+        app.aliases.list, ref.name, request.query.get("FunctionVersion"),
+        request.query.get("Marker"), _max_items(request)))
+
+
+# --- layers --------------------------------------------------------------------------
+
+
+def _layer(request: web.Request) -> str:
+    return parse_layer_name(request.match_info["LayerName"])
+
+
+async def publish_layer_version(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    params = await read_json(request)
+    return json_response(await _blocking(app.layers.publish, _layer(request), params), 201)
+
+
+async def get_layer_version(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    return json_response(await _blocking(app.layers.get, _layer(request),
+                                         request.match_info["VersionNumber"]))
+
+
+async def delete_layer_version(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    await _blocking(app.layers.delete, _layer(request), request.match_info["VersionNumber"])
+    return web.Response(status=204)
+
+
+async def list_layer_versions(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    q = request.query
+    return json_response(await _blocking(
+        app.layers.list_versions, _layer(request), q.get("CompatibleRuntime"),
+        q.get("CompatibleArchitecture"), q.get("Marker"), _max_items(request)))
+
+
+async def list_layers_or_find(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    q = request.query
+    if q.get("find") == "LayerVersion":
+        arn = q.get("Arn")
+        if not arn:
+            raise InvalidParameterValue("Arn is required")
+        return json_response(await _blocking(app.layers.get_by_arn, arn))
+    return json_response(await _blocking(
+        app.layers.list_layers, q.get("CompatibleRuntime"), q.get("CompatibleArchitecture"),
+        q.get("Marker"), _max_items(request)))
+
+
+# --- invoke --------------------------------------------------------------------------
+
+
+async def invoke(request: web.Request) -> web.StreamResponse:
+    app = request.app[APP_KEY]
+    ref = _ref(request)
+    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    payload = await request.read()
+    if invocation_type == "DryRun":
+        app.resolver.resolve(ref.name, ref.qualifier)
+        return web.Response(status=204)
+    if invocation_type == "Event":
+        return await app.enqueue_event(ref, payload, request)
+    if invocation_type != "RequestResponse":
+        raise InvalidParameterValue(
+            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed "
+            "to satisfy constraint: Member must satisfy enum value set: [Event, "
+            "RequestResponse, DryRun]"
+        )
+    log_type = request.headers.get("X-Amz-Log-Type", "None")
+    if log_type not in ("None", "Tail"):
+        raise InvalidParameterValue(f"Invalid LogType: {log_type}")
+    client_context = request.headers.get("X-Amz-Client-Context")
+    if client_context:
+        client_context = _decode_client_context(client_context)
+    result = await app.invoker.invoke(ref, payload, log_tail=log_type == "Tail",
+                                      client_context=client_context)
+    headers = {"X-Amz-Executed-Version": result.executed_version,
+               "x-amzn-RequestId": result.request_id}
+    if result.function_error:
+        headers["X-Amz-Function-Error"] = result.function_error
+    if result.log_result is not None:
+        headers["X-Amz-Log-Result"] = result.log_result
+    return web.Response(status=200, body=result.payload, headers=headers,
+                        content_type="application/json")
+
+
+def _decode_client_context(value: str) -> str:
+    """X-Amz-Client-Context is base64 of a JSON object (at most 3583 bytes)."""
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(value, validate=True)
+        json.loads(decoded)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidParameterValue("Client context must be a valid Base64-encoded JSON "
+                                    "object.") from exc
+    if len(decoded) > 3583:
+        raise InvalidParameterValue("Client context must be at most 3583 bytes.")
+    return decoded.decode()
+
+
+# --- concurrency, account, tags -----------------------------------------------------------
+
+
+async def put_concurrency(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    params = await read_json(request)
+    return json_response(await _blocking(app.functions.put_concurrency, ref.name,
+                                         params.get("ReservedConcurrentExecutions")))
+
+
+async def get_concurrency(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    return json_response(await _blocking(app.functions.get_concurrency, ref.name))
+
+
+async def delete_concurrency(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = _ref(request, allow_qualifier=False)
+    await _blocking(app.functions.delete_concurrency, ref.name)
+    return web.Response(status=204)
+
+
+async def account_settings(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    return json_response(await _blocking(app.functions.account_settings))
+
+
+async def tag_resource(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    params = await read_json(request)
+    await _blocking(app.functions.tag, request.match_info["Resource"], params.get("Tags"))
+    return web.Response(status=204)
+
+
+async def untag_resource(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    keys = request.query.getall("tagKeys", [])
+    await _blocking(app.functions.untag, request.match_info["Resource"], keys)
+    return web.Response(status=204)
+
+
+async def list_tags(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    return json_response(await _blocking(app.functions.list_tags, request.match_info["Resource"]))
+
+
+def register(web_app: web.Application) -> None:
+    r = web_app.router
+    fn = F + "/{FunctionName}"
+    r.add_post(F, create_function)
+    r.add_get(F, list_functions)
+    r.add_get(F + "/", list_functions)
+    r.add_get(fn, get_function)
+    r.add_delete(fn, delete_function)
+    r.add_get(fn + "/configuration", get_function_configuration)
+    r.add_put(fn + "/configuration", update_function_configuration)
+    r.add_put(fn + "/code", update_function_code)
+    r.add_post(fn + "/invocations", invoke)
+    r.add_post(fn + "/versions", publish_version)
+    r.add_get(fn + "/versions", list_versions)
+    r.add_post(fn + "/aliases", create_alias)
+    r.add_get(fn + "/aliases", list_aliases)
+    r.add_get(fn + "/aliases/{Name}", get_alias)
+    r.add_put(fn + "/aliases/{Name}", update_alias)
+    r.add_delete(fn + "/aliases/{Name}", delete_alias)
+    c = "/2017-10-31/functions/{FunctionName}/concurrency"
+    r.add_put(c, put_concurrency)
+    r.add_delete(c, delete_concurrency)
+    r.add_get("/2019-09-30/functions/{FunctionName}/concurrency", get_concurrency)
+    r.add_get("/2016-08-19/account-settings", account_settings)
+    r.add_get("/2016-08-19/account-settings/", account_settings)
+    t = "/2017-03-31/tags/{Resource}"
+    r.add_post(t, tag_resource)
+    r.add_delete(t, untag_resource)
+    r.add_get(t, list_tags)
+    layers = "/2018-10-31/layers"
+    r.add_get(layers, list_layers_or_find)
+    r.add_post(layers + "/{LayerName}/versions", publish_layer_version)
+    r.add_get(layers + "/{LayerName}/versions", list_layer_versions)
+    r.add_get(layers + "/{LayerName}/versions/{VersionNumber}", get_layer_version)
+    r.add_delete(layers + "/{LayerName}/versions/{VersionNumber}", delete_layer_version)
+

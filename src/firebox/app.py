@@ -1,0 +1,163 @@
+"""App: builds the stores, the worker manager and the servers from Settings, and owns
+their lifetimes. It wires parts together; it holds no business logic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from firebox.api import lambda_routes
+from firebox.api.server import build_api, presign_code_url
+from firebox.arn import LATEST, FunctionRef
+from firebox.control.aliases import Aliases
+from firebox.control.catalog import FUNCTION, VERSION, Catalog
+from firebox.control.functions import Functions
+from firebox.control.layers import Layers
+from firebox.control.resolve import Resolver
+from firebox.control.versions import Versions
+from firebox.credentials import RootCredentials, load_credentials
+from firebox.invoke.sync import Invoker
+from firebox.observe.logs import LogWriter
+from firebox.sandbox.base import SandboxBackend, SandboxUnavailable
+from firebox.settings import Settings
+from firebox.store.code.files import FileCodeStore
+from firebox.store.logs.files import FileLogStore
+from firebox.store.metadata.sqlite import SqliteMetadataStore
+from firebox.workers.concurrency import ConcurrencyLimiter
+from firebox.workers.manager import WorkerManager
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(settings: Settings) -> SandboxBackend:
+    """The isolation backend named in settings (the one place names become classes)."""
+    work = settings.data_dir / "sandbox"
+    if settings.sandbox == "unsandboxed":
+        if not settings.allow_unsandboxed:
+            raise SandboxUnavailable(
+                "the 'unsandboxed' backend runs functions without isolation: pass "
+                "--allow-unsandboxed (FIREBOX_ALLOW_UNSANDBOXED=1) to use it for development"
+            )
+        from firebox.sandbox.unsandboxed import UnsandboxedBackend
+
+        return UnsandboxedBackend(work)
+    from firebox.sandbox.process import ProcessBackend
+
+    return ProcessBackend(settings, work)
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data = settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o711)
+        creds = load_credentials(settings)
+        assert creds is not None
+        self.credentials: RootCredentials = creds
+        # Presigned code URLs are keyed by a secret derived from, not equal to, the root one.
+        self.url_secret = hashlib.sha256(b"firebox-code-url:" + creds.secret_access_key.encode()
+                                         ).digest()
+        self.metadata = SqliteMetadataStore(data / "metadata.db")
+        self.code = FileCodeStore(data / "code")
+        self.code.sweep_partial()
+        self.log_store = FileLogStore(data / "logs")
+        self.log_writer = LogWriter(self.log_store)
+        self.catalog = Catalog(settings, self.metadata, self.code, self.code_url)
+        self.functions = Functions(self.catalog)
+        self.versions = Versions(self.catalog)
+        self.aliases = Aliases(self.catalog)
+        self.layers = Layers(self.catalog)
+        self.resolver = Resolver(self.catalog)
+        self.limiter = ConcurrencyLimiter(settings.account_concurrency)
+        self.backend = make_backend(settings)
+        self.manager = WorkerManager(settings, self.backend, self.code, self.log_writer.append)
+        self.invoker = Invoker(self.resolver, self.manager, self.limiter)
+        self.catalog.listeners.append(self._on_function_changed)
+        self.registrars: list[Callable[[web.Application], None]] = [lambda_routes.register]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # --- wiring helpers -------------------------------------------------------------
+
+    def secret_for(self, access_key_id: str) -> str | None:
+        if access_key_id == self.credentials.access_key_id:
+            return self.credentials.secret_access_key
+        return None
+
+    def code_url(self, sha: str) -> str:
+        return presign_code_url(self.url_secret, self.settings.endpoint_url, sha)
+
+    def _on_function_changed(self, name: str) -> None:
+        # Control-plane writes run in worker threads: hop to the loop for the data plane.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._apply_change, name)
+
+    def _apply_change(self, name: str) -> None:
+        doc = self.metadata.get(FUNCTION, name)
+        keep: set[tuple[str, str, str]] = set()
+        if doc is not None:
+            keep.add((name, LATEST, doc["config"]["RevisionId"]))
+            for _, v in self.metadata.list(VERSION, prefix=f"{name}/"):
+                keep.add((name, v["config"]["Version"], v["config"]["RevisionId"]))
+        self.manager.retire(name, keep)
+        self.limiter.set_reserved(self.functions.reserved_by_function())
+
+    async def enqueue_event(self, ref: FunctionRef, payload: bytes,
+                            request: web.Request) -> web.StreamResponse:
+        """InvocationType=Event: queue durably, then 202."""
+        from firebox.errors import InvalidParameterValue
+
+        raise InvalidParameterValue("InvocationType Event is not enabled on this server")
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.backend.start()
+        self.limiter.set_reserved(self.functions.reserved_by_function())
+        web_app = build_api(self, self.registrars)
+        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port,
+                           reuse_address=True)
+        await site.start()
+        self._tasks.append(asyncio.create_task(self.log_writer.run()))
+        self._tasks.append(asyncio.create_task(self.manager.reap_forever()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.manager.close()
+        await self.backend.close()
+        await self.log_writer.flush()
+        self.metadata.close()
+
+    async def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        await self.start()
+        if on_ready:
+            on_ready()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,114 @@
+"""What every control-plane module shares: the stores, the settings and the write lock.
+
+Keys in the metadata store (lexical order is listing order):
+  function  {name}                         the function, its $LATEST config, tags, limits
+  version   {name}/{version:010d}           a published version (immutable)
+  alias     {name}/{alias}
+  layer     {layer}/{version:010d}
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from firebox.arn import function_arn
+from firebox.errors import PreconditionFailed, ResourceNotFound
+from firebox.settings import Settings
+from firebox.store.code.base import CodeStore
+from firebox.store.metadata.base import Doc, MetadataStore
+
+FUNCTION, VERSION, ALIAS, LAYER = "function", "version", "alias", "layer"
+
+
+def version_key(name: str, version: int) -> str:
+    return f"{name}/{version:010d}"
+
+
+def now_iso() -> str:
+    """Lambda's LastModified format: 2024-01-31T12:00:00.000+0000."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def new_revision() -> str:
+    return str(uuid.uuid4())
+
+
+def b64_sha256(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Catalog:
+    """Shared state of the control plane. Writers hold ``lock`` across read-modify-write."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: MetadataStore,
+        code: CodeStore,
+        code_url: Callable[[str], str],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.code = code
+        self.code_url = code_url
+        self.lock = threading.RLock()
+        # Called with a function name after any change to it (caches, warm environments).
+        self.listeners: list[Callable[[str], None]] = []
+        # Called with a function's name after the whole function is deleted, so that what
+        # hangs off it elsewhere (event invoke configs, URLs, policies …) goes too.
+        self.on_delete: list[Callable[[str], None]] = []
+
+    def changed(self, name: str) -> None:
+        for listener in self.listeners:
+            listener(name)
+
+    def arn(self, name: str, qualifier: str | None = None) -> str:
+        return function_arn(self.settings.region, self.settings.account_id, name, qualifier)
+
+    def function_doc(self, name: str) -> Doc:
+        doc = self.store.get(FUNCTION, name)
+        if doc is None:
+            raise ResourceNotFound(f"Function not found: {self.arn(name)}")
+        return doc
+
+    def version_doc(self, name: str, version: str) -> Doc:
+        doc = self.store.get(VERSION, version_key(name, int(version))) if version.isdigit() else None
+        if doc is None:
+            raise ResourceNotFound(f"Function not found: {self.arn(name, version)}")
+        return doc
+
+    def alias_doc(self, name: str, alias: str) -> Doc:
+        doc = self.store.get(ALIAS, f"{name}/{alias}")
+        if doc is None:
+            raise ResourceNotFound(f"Alias not found: {self.arn(name, alias)}")
+        return doc
+
+
+def check_revision(expected: str | None, actual: str) -> None:
+    if expected is not None and expected != actual:
+        raise PreconditionFailed(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+        )
+
+
+def paginate(
+    items: list[Any], marker: str | None, max_items: int | None, key: Callable[[Any], str]
+) -> tuple[list[Any], str | None]:
+    """Cut a sorted list at an opaque marker (the key of the last item returned)."""
+    if marker:
+        items = [i for i in items if key(i) > marker]
+    limit = max_items if max_items and max_items > 0 else 50
+    page = items[:limit]
+    next_marker = key(page[-1]) if len(items) > limit else None
+    return page, next_marker

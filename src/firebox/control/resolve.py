@@ -1,0 +1,135 @@
+"""Resolving (function, qualifier) to the exact version an invoke runs, from memory.
+
+The invoke path must not touch the database: resolved versions are cached here and the
+cache is dropped for a function whenever the control plane changes it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from firebox.arn import LATEST
+from firebox.control.catalog import Catalog
+from firebox.store.metadata.base import Doc
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionVersion:
+    """Everything needed to run one version of a function."""
+
+    name: str
+    version: str
+    revision: str
+    config: Doc = field(compare=False, hash=False)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity of an execution environment's code and configuration."""
+        return (self.name, self.version, self.revision)
+
+    @property
+    def arn(self) -> str:
+        return str(self.config["FunctionArn"])
+
+    @property
+    def unqualified_arn(self) -> str:
+        return self.arn if self.version == LATEST else self.arn.rsplit(":", 1)[0]
+
+    @property
+    def runtime(self) -> str:
+        return str(self.config["Runtime"])
+
+    @property
+    def handler(self) -> str:
+        return str(self.config["Handler"])
+
+    @property
+    def memory_mb(self) -> int:
+        return int(self.config["MemorySize"])
+
+    @property
+    def timeout_s(self) -> int:
+        return int(self.config["Timeout"])
+
+    @property
+    def code_sha(self) -> str:
+        return str(self.config["_sha"])
+
+    @property
+    def layer_shas(self) -> tuple[str, ...]:
+        return tuple(layer["_sha"] for layer in self.config.get("Layers") or [])
+
+    @property
+    def env_vars(self) -> dict[str, str]:
+        return dict((self.config.get("Environment") or {}).get("Variables") or {})
+
+    @property
+    def ephemeral_mb(self) -> int:
+        return int((self.config.get("EphemeralStorage") or {}).get("Size", 512))
+
+    @property
+    def log_group(self) -> str:
+        logging_config = self.config.get("LoggingConfig") or {}
+        return str(logging_config.get("LogGroup") or f"/aws/lambda/{self.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a qualifier points at: one version, or an alias's weighted pair."""
+
+    primary: FunctionVersion
+    secondary: FunctionVersion | None = None
+    weight: float = 0.0
+
+    def pick(self, rng: random.Random) -> FunctionVersion:
+        if self.secondary is not None and rng.random() < self.weight:
+            return self.secondary
+        return self.primary
+
+
+class Resolver:
+    def __init__(self, catalog: Catalog) -> None:
+        self.c = catalog
+        self._cache: dict[tuple[str, str], _Target] = {}
+        # Bumped on every change to a function, so that a load that raced with a write
+        # (control-plane writes run in worker threads) is never cached.
+        self._generation: dict[str, int] = {}
+        self._rng = random.Random()
+        catalog.listeners.append(self.invalidate)
+
+    def invalidate(self, name: str) -> None:
+        self._generation[name] = self._generation.get(name, 0) + 1
+        for key in [k for k in list(self._cache) if k[0] == name]:
+            self._cache.pop(key, None)
+
+    def resolve(self, name: str, qualifier: str | None) -> FunctionVersion:
+        """The version to run; raises ResourceNotFound for unknown names and qualifiers."""
+        q = qualifier or LATEST
+        target = self._cache.get((name, q))
+        if target is None:
+            generation = self._generation.get(name, 0)
+            target = self._load(name, q)
+            if self._generation.get(name, 0) == generation:
+                self._cache[(name, q)] = target
+        return target.pick(self._rng)
+
+    def _version(self, name: str, function: Doc, version: str) -> FunctionVersion:
+        if version == LATEST:
+            config = function["config"]
+        else:
+            config = self.c.version_doc(name, version)["config"]
+        return FunctionVersion(name, version, config["RevisionId"], config)
+
+    def _load(self, name: str, qualifier: str) -> _Target:
+        function = self.c.function_doc(name)
+        if qualifier == LATEST or qualifier.isdigit():
+            return _Target(self._version(name, function, qualifier))
+        alias = self.c.alias_doc(name, qualifier)
+        primary = self._version(name, function, alias["FunctionVersion"])
+        weights: dict[str, Any] = (alias.get("RoutingConfig") or {}).get(
+            "AdditionalVersionWeights") or {}
+        for version, weight in weights.items():
+            return _Target(primary, self._version(name, function, version), float(weight))
+        return _Target(primary)

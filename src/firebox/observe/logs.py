@@ -1,0 +1,81 @@
+"""Function logs: the platform's START/END/REPORT lines, the tail, and buffered writing.
+
+Log writes are buffered in memory and flushed off the hot path; an invoke never waits
+on the log store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+from collections import defaultdict
+
+from firebox.store.logs.base import Event, LogStore
+
+log = logging.getLogger(__name__)
+
+TAIL_BYTES = 4096
+
+
+def start_line(request_id: str, version: str) -> str:
+    return f"START RequestId: {request_id} Version: {version}"
+
+
+def end_line(request_id: str) -> str:
+    return f"END RequestId: {request_id}"
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills in 1 ms increments, rounding up, at least 1 ms."""
+    return max(1, math.ceil(duration_ms))
+
+
+def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int,
+                init_ms: float | None) -> str:
+    line = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {billed_ms(duration_ms)} ms\tMemory Size: {memory_mb} MB\t"
+        f"Max Memory Used: {max_memory_mb} MB\t"
+    )
+    if init_ms is not None:
+        line += f"Init Duration: {init_ms:.2f} ms\t"
+    return line
+
+
+def tail(events: list[Event]) -> str:
+    """X-Amz-Log-Result: base64 of the last 4 KB of an invocation's log."""
+    text = "".join(msg + "\n" for _, msg in events).encode()
+    return base64.b64encode(text[-TAIL_BYTES:]).decode()
+
+
+class LogWriter:
+    """Collects events per stream and writes them in batches from a background task."""
+
+    def __init__(self, store: LogStore, flush_interval_s: float = 0.2) -> None:
+        self.store = store
+        self._pending: defaultdict[tuple[str, str], list[Event]] = defaultdict(list)
+        self._interval = flush_interval_s
+        self._wake = asyncio.Event()
+
+    def append(self, group: str, stream: str, events: list[Event]) -> None:
+        self._pending[(group, stream)].extend(events)
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, defaultdict(list)
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except OSError:
+            log.exception("writing function logs failed")
+
+    def _write(self, batch: dict[tuple[str, str], list[Event]]) -> None:
+        for (group, stream), events in batch.items():
+            self.store.append(group, stream, events)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()

@@ -1,0 +1,151 @@
+"""The one settings object: defaults < config file < FIREBOX_* environment < flags.
+
+Nothing else in the server reads ``os.environ``; everything is passed down from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FIREBOX_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    data_dir: Path = Path(".firebox")
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    # Root credentials; generated into the data dir on first start when unset.
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    # Allowed clock skew for SigV4 (AWS allows 15 minutes).
+    max_clock_skew_s: int = 900
+
+    # Isolation backend: "process" (namespaces + cgroups) or "unsandboxed" (development only).
+    sandbox: str = "process"
+    allow_unsandboxed: bool = False
+    # Outbound network for functions (can also be turned off per function by env var).
+    network: bool = True
+
+    # Execution environments.
+    keepalive_s: float = 300.0
+    max_lifetime_s: float = 4 * 3600.0
+    account_concurrency: int = 1000
+    min_unreserved_concurrency: int = 100
+    # Pre-forked sandboxes waiting to learn their function, per runtime.
+    pool_size: int = 2
+
+    # Asynchronous invocation.
+    async_pollers: int = 4
+    async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
+    async_throttle_delay_s: float = 1.0
+
+    # Schedules: how often the scheduler looks for due rules.
+    schedule_tick_s: float = 1.0
+
+    # Metering prices (USD), AWS's public x86 prices by default.
+    price_per_gb_s: float = 0.0000166667
+    price_per_million_requests: float = 0.20
+
+    log_level: str = "info"
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def endpoint_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def validate(self) -> Settings:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be 1-65535, got {self.port}")
+        if self.sandbox not in ("process", "unsandboxed"):
+            raise SettingsError(f"sandbox must be 'process' or 'unsandboxed', got {self.sandbox!r}")
+        if not (len(self.account_id) == 12 and self.account_id.isdigit()):
+            raise SettingsError("account_id must be 12 digits")
+        if self.account_concurrency < 1:
+            raise SettingsError("account_concurrency must be at least 1")
+        if self.min_unreserved_concurrency > self.account_concurrency:
+            raise SettingsError("min_unreserved_concurrency exceeds account_concurrency")
+        self.data_dir = Path(self.data_dir).absolute()
+        return self
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    """Turn a string (env var) or TOML value into the type of the field's default."""
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected a boolean, got {raw!r}")
+    if isinstance(default, tuple):
+        items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+        try:
+            return tuple(float(x) for x in items if str(x).strip())
+        except ValueError as exc:
+            raise SettingsError(f"{name}: expected numbers separated by commas") from exc
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from exc
+    if isinstance(default, Path):
+        return Path(str(raw)).expanduser()
+    return raw if raw is None else str(raw)
+
+
+def load_settings(
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from a config file, FIREBOX_* variables and flags (highest wins)."""
+    environ = dict(os.environ) if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(Settings) if f.name != "extra"}
+
+    path = config_file or (
+        Path(environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in environ else None
+    )
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        for key, value in data.items():
+            key = key.replace("-", "_")
+            if key not in known:
+                raise SettingsError(f"unknown setting {key!r} in {path}")
+            values[key] = _coerce(key, value, getattr(defaults, key))
+
+    for name in known:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(env_name, environ[env_name], getattr(defaults, name))
+
+    for name, value in flags.items():
+        if name not in known:
+            raise SettingsError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, value, getattr(defaults, name))
+
+    return dataclasses.replace(defaults, **values).validate()

@@ -1,0 +1,92 @@
+"""Code packages as files in the data dir, content-addressed by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from firebox.store.code.zipfiles import extract, open_zip
+
+
+class FileCodeStore:
+    def __init__(self, root: Path) -> None:
+        self._zips = root / "zips"
+        self._trees = root / "trees"
+        self._zips.mkdir(parents=True, exist_ok=True)
+        self._trees.mkdir(parents=True, exist_ok=True)
+        # Sandboxed functions run as nobody and must be able to traverse to their own tree
+        # (but not list the others: 0711).
+        os.chmod(root, 0o711)
+        os.chmod(self._trees, 0o711)
+        os.chmod(self._zips, 0o700)
+
+    def _zip_path(self, sha: str) -> Path:
+        return self._zips / f"{sha}.zip"
+
+    def put(self, data: bytes) -> str:
+        zf = open_zip(data)
+        sha = hashlib.sha256(data).hexdigest()
+        path = self._zip_path(sha)
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=self._zips)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(self._zips)
+        self._unpack(sha, zf)
+        return sha
+
+    def get(self, sha256_hex: str) -> bytes:
+        try:
+            return self._zip_path(sha256_hex).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(sha256_hex) from None
+
+    def exists(self, sha256_hex: str) -> bool:
+        return self._zip_path(sha256_hex).exists()
+
+    def unpacked(self, sha256_hex: str) -> Path:
+        tree = self._trees / sha256_hex
+        if not tree.exists():
+            self._unpack(sha256_hex, open_zip(self.get(sha256_hex)))
+        return tree
+
+    def _unpack(self, sha: str, zf: object) -> None:
+        tree = self._trees / sha
+        if tree.exists():
+            return
+        tmp = Path(tempfile.mkdtemp(dir=self._trees, prefix=".tmp-"))
+        try:
+            extract(zf, tmp)  # type: ignore[arg-type]
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, tree)
+        except FileExistsError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not tree.exists():
+                raise
+
+    def delete(self, sha256_hex: str) -> None:
+        self._zip_path(sha256_hex).unlink(missing_ok=True)
+        shutil.rmtree(self._trees / sha256_hex, ignore_errors=True)
+
+    def sweep_partial(self) -> None:
+        """Remove half-unpacked trees left by a crash."""
+        for p in self._trees.glob(".tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        for p in self._zips.glob("tmp*"):
+            p.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,63 @@
+"""The metadata store interface: JSON documents addressed by (kind, key).
+
+Functions, versions, aliases, layers and every other control-plane record are documents;
+keys are chosen so that lexical order is the order the API lists them in. A backend
+must make each call atomic and durable before it returns, and ``batch`` atomic as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    kind: str
+    key: str
+    doc: Doc
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    kind: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePrefix:
+    kind: str
+    prefix: str
+
+
+Write = Put | Delete | DeletePrefix
+
+
+class MetadataStore(Protocol):
+    def get(self, kind: str, key: str) -> Doc | None:
+        """The document, or None."""
+
+    def list(
+        self, kind: str, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, Doc]]:
+        """Documents whose key starts with prefix, in key order, strictly after ``after``."""
+
+    def put(self, kind: str, key: str, doc: Doc) -> None:
+        """Insert or replace."""
+
+    def insert(self, kind: str, key: str, doc: Doc) -> bool:
+        """Insert only if absent; False when the key exists already."""
+
+    def delete(self, kind: str, key: str) -> bool:
+        """Remove; False when it was absent."""
+
+    def batch(self, writes: Sequence[Write]) -> None:
+        """Apply several writes in one transaction."""
+
+    def next_counter(self, name: str) -> int:
+        """Atomically increment and return a named counter (starts at 1)."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,328 @@
+"""One execution environment: Init, then Invoke one at a time, then Shutdown.
+
+An invoke is a hand-off between two awaiting requests: the caller's Invoke (``invoke``)
+and the runtime's long-poll on /next (``next_invocation``); no thread hops, no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from firebox.control.resolve import FunctionVersion
+from firebox.sandbox.base import ExitInfo, Sandbox
+
+log = logging.getLogger(__name__)
+
+# Lambda gives a function's Init phase 10 seconds on on-demand environments.
+INIT_TIMEOUT_S = 10.0
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+
+
+class State(enum.StrEnum):
+    INIT = "init"
+    IDLE = "idle"
+    BUSY = "busy"
+    DEAD = "dead"
+
+
+@dataclass(slots=True)
+class Invocation:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    timeout_s: float
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    trace_id: str = ""
+    deadline_ms: int = 0
+    # Set by the runtime's reply: ("response", body) or ("error", body, error type).
+    result: asyncio.Future[tuple[str, bytes, str]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    log_lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one invocation produced, as the invoke path reports it."""
+
+    request_id: str
+    status: str  # "ok" | "error" (function error) | "timeout" | "crash" | "init_error"
+    body: bytes
+    error_type: str = ""
+    duration_ms: float = 0.0
+    init_duration_ms: float | None = None
+    max_memory_mb: int = 0
+    log_lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+class RuntimeAPIError(Exception):
+    """A misuse of the Runtime API by the runtime; carries AWS's status and error type."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Environment:
+    def __init__(
+        self,
+        fv: FunctionVersion,
+        sandbox: Sandbox,
+        log_stream: str,
+        on_log: Callable[[Environment, list[tuple[int, str]]], None],
+    ) -> None:
+        self.fv = fv
+        self.sandbox = sandbox
+        self.id = sandbox.env_id
+        self.log_stream = log_stream
+        self.state = State.INIT
+        self.created = time.monotonic()
+        self.last_used = self.created
+        self.invocations = 0
+        self.init_duration_ms: float | None = None
+        self.exit: ExitInfo | None = None
+        self._on_log = on_log
+        loop = asyncio.get_running_loop()
+        self._init_done: asyncio.Future[tuple[str, bytes, str] | None] = loop.create_future()
+        self._queued: Invocation | None = None
+        self._queued_signal: asyncio.Event = asyncio.Event()
+        self._current: Invocation | None = None
+        self._log_buf = b""
+        self._init_started = time.monotonic()
+        self._exited = asyncio.Event()
+        loop.add_reader(sandbox.log_fd, self._read_logs)
+        self._watch = loop.create_task(self._watch_exit())
+
+    # --- logs -----------------------------------------------------------------------
+
+    def _read_logs(self) -> None:
+        chunks = []
+        while True:
+            try:
+                data = os.read(self.sandbox.log_fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                asyncio.get_running_loop().remove_reader(self.sandbox.log_fd)
+                if self._log_buf:
+                    chunks.append(b"\n")
+                break
+            chunks.append(data)
+            if len(data) < 65536:
+                break
+        if not chunks:
+            return
+        buf = self._log_buf + b"".join(chunks)
+        *lines, self._log_buf = buf.split(b"\n")
+        if not lines:
+            return
+        ts = _now_ms()
+        events = [(ts, line.decode(errors="replace")) for line in lines]
+        if self._current is not None:
+            self._current.log_lines.extend(events)
+        self._on_log(self, events)
+
+    def platform_log(self, lines: list[str], inv: Invocation | None = None) -> None:
+        """Record START/END/REPORT-style lines in this environment's stream."""
+        ts = _now_ms()
+        events = [(ts, line) for line in lines]
+        if inv is not None:
+            inv.log_lines.extend(events)
+        self._on_log(self, events)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def _watch_exit(self) -> None:
+        try:
+            self.exit = await self.sandbox.wait()
+        finally:
+            self._read_logs()
+            self.state = State.DEAD
+            self._exited.set()
+            reason = self.exit.describe() if self.exit else "unknown"
+            failure = ("crash", b"", reason)
+            if not self._init_done.done():
+                self._init_done.set_result(failure)
+            if self._current is not None and not self._current.result.done():
+                self._current.result.set_result(failure)
+            self._queued_signal.set()
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.remove_reader(self.sandbox.log_fd)
+        except (ValueError, OSError):
+            pass
+        self.sandbox.close()
+
+    def kill(self) -> None:
+        """End the environment; its watcher marks it dead and fails any invocation."""
+        self.state = State.DEAD
+        self.sandbox.kill()
+
+    async def shutdown(self) -> None:
+        self.kill()
+        try:
+            await asyncio.wait_for(self._exited.wait(), 5.0)
+        except TimeoutError:
+            log.warning("environment %s did not exit after SIGKILL", self.id)
+
+    @property
+    def alive(self) -> bool:
+        return self.state != State.DEAD
+
+    # --- Runtime API side (called by runtime/api.py) -----------------------------------
+
+    async def next_invocation(self) -> Invocation:
+        if self._current is not None and not self._current.result.done():
+            raise RuntimeAPIError(
+                403, "InvalidStateTransition",
+                "State transition from Invoking to Ready failed: the response of the current "
+                "invocation has not been posted"
+            )
+        if not self._init_done.done():
+            self.init_duration_ms = (time.monotonic() - self._init_started) * 1000
+            self._init_done.set_result(None)
+        while self._queued is None:
+            if self.state == State.DEAD:
+                raise RuntimeAPIError(500, "Runtime.ExitError", "environment is shutting down")
+            self._queued_signal.clear()
+            await self._queued_signal.wait()
+        inv, self._queued = self._queued, None
+        inv.deadline_ms = _now_ms() + int(inv.timeout_s * 1000)
+        self._current = inv
+        return inv
+
+    def post_response(self, request_id: str, body: bytes) -> None:
+        inv = self._invocation(request_id)
+        if len(body) > MAX_RESPONSE_BYTES:
+            inv.result.set_result((
+                "error",
+                (
+                    b'{"errorMessage":"Response payload size exceeded maximum allowed payload '
+                    b'size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}'
+                ),
+                "Function.ResponseSizeTooLarge",
+            ))
+            raise RuntimeAPIError(413, "RequestEntityTooLarge",
+                                  f"Response payload too large: {len(body)} bytes")
+        inv.result.set_result(("response", body, ""))
+
+    def post_error(self, request_id: str, body: bytes, error_type: str) -> None:
+        inv = self._invocation(request_id)
+        inv.result.set_result(("error", body, error_type or "Unhandled"))
+
+    def post_init_error(self, body: bytes, error_type: str) -> None:
+        if self._init_done.done():
+            raise RuntimeAPIError(403, "InvalidStateTransition",
+                                  "State transition from Ready to InitError failed")
+        self.init_duration_ms = (time.monotonic() - self._init_started) * 1000
+        self._init_done.set_result(("init_error", body, error_type or "Runtime.Unknown"))
+
+    def _invocation(self, request_id: str) -> Invocation:
+        inv = self._current
+        if inv is None or inv.request_id != request_id:
+            raise RuntimeAPIError(400, "InvalidRequestID",
+                                  f"Invalid request ID: {request_id}")
+        if inv.result.done():
+            raise RuntimeAPIError(403, "InvalidStateTransition",
+                                  "State transition from Ready to InvocationResponse failed")
+        return inv
+
+    # --- invoke side ----------------------------------------------------------------
+
+    async def invoke(self, inv: Invocation) -> Outcome:
+        """Run one invocation; the environment must be idle or initialising."""
+        self.state = State.BUSY
+        self.invocations += 1
+        cold = self.invocations == 1
+        init_ms: float | None = None
+        if cold:
+            try:
+                init = await asyncio.wait_for(asyncio.shield(self._init_done),
+                                              max(INIT_TIMEOUT_S, inv.timeout_s))
+            except TimeoutError:
+                self.kill()
+                return Outcome(inv.request_id, "init_error",
+                               _error_body("Runtime.InitTimeout",
+                                           "Init phase timed out"), "Runtime.InitTimeout")
+            init_ms = self.init_duration_ms
+            if init is not None:
+                kind, body, err = init
+                self.kill()
+                if kind == "crash":
+                    return Outcome(
+                        inv.request_id, "crash",
+                        _error_body("Runtime.ExitError",
+                                    f"RequestId: {inv.request_id} Error: Runtime exited "
+                                    f"with error: {err}"),
+                        "Runtime.ExitError", init_duration_ms=init_ms,
+                    )
+                return Outcome(inv.request_id, "init_error", body or _error_body(err, err), err,
+                               init_duration_ms=init_ms)
+        started = time.monotonic()
+        self._queued = inv
+        self._queued_signal.set()
+        try:
+            kind, body, err = await asyncio.wait_for(asyncio.shield(inv.result), inv.timeout_s)
+        except TimeoutError:
+            self.kill()
+            duration = (time.monotonic() - started) * 1000
+            msg = f"Task timed out after {inv.timeout_s:.2f} seconds"
+            self.platform_log([f"{_iso_now()} {inv.request_id} {msg}"], inv)
+            return Outcome(inv.request_id, "timeout",
+                           _error_body("Sandbox.Timedout",
+                                       f"RequestId: {inv.request_id} Error: {msg}"),
+                           "Sandbox.Timedout", duration, init_ms,
+                           self.sandbox.max_memory_used_mb(), inv.log_lines)
+        duration = (time.monotonic() - started) * 1000
+        # The runtime flushed its output before replying: take it now, so that it is
+        # attributed to this invocation and not the next.
+        self._read_logs()
+        self._current = None
+        self.last_used = time.monotonic()
+        if kind == "crash":
+            exit_info = self.exit
+            oom = bool(exit_info and exit_info.oom_killed)
+            etype = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
+            body = _error_body(
+                etype, f"RequestId: {inv.request_id} Error: Runtime exited with error: {err}"
+            )
+            return Outcome(inv.request_id, "crash", body, etype, duration, init_ms,
+                           self.sandbox.max_memory_used_mb(), inv.log_lines)
+        if self.state == State.BUSY:
+            self.state = State.IDLE
+        status = "ok" if kind == "response" else "error"
+        return Outcome(inv.request_id, status, body, err, duration, init_ms,
+                       self.sandbox.max_memory_used_mb(), inv.log_lines)
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    import json
+
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def _iso_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
