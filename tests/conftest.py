@@ -94,11 +94,14 @@ class Server:
         return env
 
     def start(self, timeout_s: float = 30.0) -> Server:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firebox", "serve"], env=self.env(),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "firebox", "serve"],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -137,8 +140,9 @@ class Server:
             region_name="us-east-1",
             aws_access_key_id=kwargs.pop("access_key", self.access_key),
             aws_secret_access_key=kwargs.pop("secret_key", self.secret_key),
-            config=Config(retries={"max_attempts": 0}, read_timeout=120,
-                          connect_timeout=5, **kwargs),
+            config=Config(
+                retries={"max_attempts": 0}, read_timeout=120, connect_timeout=5, **kwargs
+            ),
         )
 
 
@@ -180,12 +184,22 @@ def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None)
     return buf.getvalue()
 
 
-def python_function(lam: Any, name: str, code: str, handler: str = "app.handler",
-                    runtime: str = "python3.11", **kwargs: Any) -> dict[str, Any]:
+def python_function(
+    lam: Any,
+    name: str,
+    code: str,
+    handler: str = "app.handler",
+    runtime: str = "python3.11",
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Create a Python function whose app.py is ``code``."""
     return lam.create_function(
-        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
-        Code={"ZipFile": make_zip({"app.py": code})}, **kwargs,
+        FunctionName=name,
+        Runtime=runtime,
+        Role=ROLE,
+        Handler=handler,
+        Code={"ZipFile": make_zip({"app.py": code})},
+        **kwargs,
     )
 
 
