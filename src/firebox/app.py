@@ -29,6 +29,7 @@ from firebox.settings import Settings
 from firebox.store.code.files import FileCodeStore
 from firebox.store.logs.files import FileLogStore
 from firebox.store.metadata.sqlite import SqliteMetadataStore
+from firebox.triggers import Triggers
 from firebox.workers.concurrency import ConcurrencyLimiter
 from firebox.workers.manager import WorkerManager
 
@@ -62,8 +63,9 @@ class App:
         assert creds is not None
         self.credentials: RootCredentials = creds
         # Presigned code URLs are keyed by a secret derived from, not equal to, the root one.
-        self.url_secret = hashlib.sha256(b"firebox-code-url:" + creds.secret_access_key.encode()
-                                         ).digest()
+        self.url_secret = hashlib.sha256(
+            b"firebox-code-url:" + creds.secret_access_key.encode()
+        ).digest()
         self.metadata = SqliteMetadataStore(data / "metadata.db")
         self.code = FileCodeStore(data / "code")
         self.code.sweep_partial()
@@ -84,6 +86,9 @@ class App:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        # Function URLs, policies, EventBridge rules, event source mappings.
+        self.triggers = Triggers(self)
+        self.registrars.extend(self.triggers.registrars)
 
     # --- wiring helpers -------------------------------------------------------------
 
@@ -110,8 +115,9 @@ class App:
         self.manager.retire(name, keep)
         self.limiter.set_reserved(self.functions.reserved_by_function())
 
-    async def enqueue_event(self, ref: FunctionRef, payload: bytes,
-                            request: web.Request) -> web.StreamResponse:
+    async def enqueue_event(
+        self, ref: FunctionRef, payload: bytes, request: web.Request
+    ) -> web.StreamResponse:
         """InvocationType=Event: queue durably, then 202."""
         from firebox.errors import InvalidParameterValue
 
@@ -126,13 +132,14 @@ class App:
         web_app = build_api(self, self.registrars)
         self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port,
-                           reuse_address=True)
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
         self._tasks.append(asyncio.create_task(self.log_writer.run()))
         self._tasks.append(asyncio.create_task(self.manager.reap_forever()))
+        await self.triggers.start()
 
     async def stop(self) -> None:
+        await self.triggers.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -1,0 +1,225 @@
+"""Resource-based policies: AddPermission, RemovePermission, GetPolicy, and the check a
+trigger makes before it invokes a function (function URLs with AuthType NONE, EventBridge).
+
+Keys in the metadata store:
+  policy  {name}/{qualifier}     one policy document per function and qualifier
+                                 (qualifier "" for the unqualified function)
+
+Statements are kept in the exact shape GetPolicy returns them in, so the check below reads
+the same document a user sees.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from typing import Any
+
+from firebox.arn import LATEST
+from firebox.control.catalog import Catalog, check_revision, new_revision
+from firebox.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
+from firebox.store.metadata.base import DeletePrefix, Doc
+
+POLICY = "policy"
+
+_SID_RE = re.compile(r"^([a-zA-Z0-9-_.]+)$")
+_ACTION_RE = re.compile(r"^(lambda:[*]|lambda:[a-zA-Z]+|[*])$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+def _key(name: str, qualifier: str | None) -> str:
+    return f"{name}/{qualifier or ''}"
+
+
+def _principal(value: str) -> Any:
+    """Lambda's rendering of the Principal parameter in the policy document."""
+    if value == "*":
+        return "*"
+    if _ACCOUNT_RE.match(value):
+        return {"AWS": f"arn:aws:iam::{value}:root"}
+    if value.startswith("arn:"):
+        return {"AWS": value}
+    return {"Service": value}
+
+
+class Policies:
+    def __init__(self, catalog: Catalog) -> None:
+        self.c = catalog
+        # The trigger paths check policies per request: keep parsed statements in memory,
+        # dropped on every write (writes come from worker threads; a dict pop is atomic).
+        self._cache: dict[str, list[Doc]] = {}
+        catalog.on_delete.append(self.drop_function)
+
+    # --- control plane -----------------------------------------------------------------
+
+    def _check_target(self, name: str, qualifier: str | None) -> None:
+        self.c.function_doc(name)
+        if qualifier is None:
+            return
+        if qualifier == LATEST:
+            raise InvalidParameterValue("We currently do not support adding policies for $LATEST.")
+        if qualifier.isdigit():
+            self.c.version_doc(name, qualifier)
+        else:
+            self.c.alias_doc(name, qualifier)
+
+    def add(self, name: str, qualifier: str | None, params: Doc) -> Doc:
+        sid = params.get("StatementId")
+        action = params.get("Action")
+        principal = params.get("Principal")
+        if not isinstance(sid, str) or not _SID_RE.match(sid) or len(sid) > 100:
+            raise InvalidParameterValue(
+                f"1 validation error detected: Value '{sid}' at 'statementId' failed to satisfy "
+                "constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_.]+)"
+            )
+        if not isinstance(action, str) or not _ACTION_RE.match(action):
+            raise InvalidParameterValue(
+                f"1 validation error detected: Value '{action}' at 'action' failed to satisfy "
+                "constraint: Member must satisfy regular expression pattern: "
+                "(lambda:[*]|lambda:[a-zA-Z]+|[*])"
+            )
+        if not isinstance(principal, str) or not principal:
+            raise InvalidParameterValue("The Principal parameter is required")
+        url_auth = params.get("FunctionUrlAuthType")
+        if url_auth is not None and url_auth not in ("NONE", "AWS_IAM"):
+            raise InvalidParameterValue(
+                f"1 validation error detected: Value '{url_auth}' at 'functionUrlAuthType' "
+                "failed to satisfy constraint: Member must satisfy enum value set: "
+                "[AWS_IAM, NONE]"
+            )
+        with self.c.lock:
+            self._check_target(name, qualifier)
+            doc = self.c.store.get(POLICY, _key(name, qualifier)) or {"Statement": []}
+            check_revision(params.get("RevisionId"), doc.get("RevisionId", ""))
+            if any(s["Sid"] == sid for s in doc["Statement"]):
+                raise ResourceConflict(
+                    f"The statement id ({sid}) provided already exists. Please provide a new "
+                    "statement id, or remove the existing statement."
+                )
+            statement: Doc = {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": _principal(principal),
+                "Action": action,
+                "Resource": self.c.arn(name, qualifier),
+            }
+            condition: dict[str, dict[str, str]] = {}
+            if params.get("SourceAccount"):
+                condition.setdefault("StringEquals", {})["AWS:SourceAccount"] = str(
+                    params["SourceAccount"]
+                )
+            if params.get("PrincipalOrgID"):
+                condition.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = str(
+                    params["PrincipalOrgID"]
+                )
+            if params.get("EventSourceToken"):
+                condition.setdefault("StringEquals", {})["lambda:EventSourceToken"] = str(
+                    params["EventSourceToken"]
+                )
+            if url_auth:
+                condition.setdefault("StringEquals", {})["lambda:FunctionUrlAuthType"] = url_auth
+            if params.get("SourceArn"):
+                condition.setdefault("ArnLike", {})["AWS:SourceArn"] = str(params["SourceArn"])
+            if condition:
+                statement["Condition"] = condition
+            doc["Statement"].append(statement)
+            doc["RevisionId"] = new_revision()
+            self.c.store.put(POLICY, _key(name, qualifier), doc)
+            self._cache.pop(_key(name, qualifier), None)
+        return {"Statement": json.dumps(statement)}
+
+    def remove(self, name: str, qualifier: str | None, sid: str, revision: str | None) -> None:
+        with self.c.lock:
+            self._check_target(name, qualifier)
+            doc = self.c.store.get(POLICY, _key(name, qualifier))
+            if doc is None:
+                raise ResourceNotFound("No policy is associated with the given resource.")
+            check_revision(revision, doc["RevisionId"])
+            kept = [s for s in doc["Statement"] if s["Sid"] != sid]
+            if len(kept) == len(doc["Statement"]):
+                raise ResourceNotFound(f"Statement {sid} is not found in resource policy.")
+            if kept:
+                doc["Statement"] = kept
+                doc["RevisionId"] = new_revision()
+                self.c.store.put(POLICY, _key(name, qualifier), doc)
+            else:
+                self.c.store.delete(POLICY, _key(name, qualifier))
+            self._cache.pop(_key(name, qualifier), None)
+
+    def get(self, name: str, qualifier: str | None) -> Doc:
+        self._check_target(name, qualifier)
+        doc = self.c.store.get(POLICY, _key(name, qualifier))
+        if doc is None or not doc["Statement"]:
+            raise ResourceNotFound("The resource you requested does not exist.")
+        policy = {"Version": "2012-10-17", "Id": "default", "Statement": doc["Statement"]}
+        return {"Policy": json.dumps(policy), "RevisionId": doc["RevisionId"]}
+
+    def drop_function(self, name: str) -> None:
+        """The function is gone: so are all its policies (catalog.on_delete hook)."""
+        self.c.store.batch([DeletePrefix(POLICY, f"{name}/")])
+        for key in [k for k in list(self._cache) if k.startswith(f"{name}/")]:
+            self._cache.pop(key, None)
+
+    def drop_qualifier(self, name: str, qualifier: str) -> None:
+        self.c.store.delete(POLICY, _key(name, qualifier))
+        self._cache.pop(_key(name, qualifier), None)
+
+    # --- enforcement ---------------------------------------------------------------------
+
+    def statements(self, name: str, qualifier: str | None) -> list[Doc]:
+        key = _key(name, qualifier)
+        cached = self._cache.get(key)
+        if cached is None:
+            doc = self.c.store.get(POLICY, key)
+            cached = list(doc["Statement"]) if doc else []
+            self._cache[key] = cached
+        return cached
+
+    def allows(
+        self,
+        name: str,
+        qualifier: str | None,
+        action: str,
+        *,
+        service: str | None = None,
+        source_arn: str | None = None,
+        source_account: str | None = None,
+        url_auth_type: str | None = None,
+        anonymous: bool = False,
+    ) -> bool:
+        """Whether a statement lets ``service`` (or an anonymous caller) do ``action``."""
+        for s in self.statements(name, qualifier):
+            if s.get("Effect") != "Allow":
+                continue
+            if s["Action"] not in (action, "lambda:*", "*"):
+                continue
+            principal = s["Principal"]
+            if principal != "*":
+                if anonymous or service is None:
+                    continue
+                if not isinstance(principal, dict) or principal.get("Service") != service:
+                    continue
+            if _conditions_hold(
+                s.get("Condition") or {}, source_arn, source_account, url_auth_type
+            ):
+                return True
+        return False
+
+
+def _conditions_hold(
+    condition: Doc, source_arn: str | None, source_account: str | None, url_auth_type: str | None
+) -> bool:
+    equals = condition.get("StringEquals") or {}
+    if (
+        "lambda:FunctionUrlAuthType" in equals
+        and equals["lambda:FunctionUrlAuthType"] != url_auth_type
+    ):
+        return False
+    if "AWS:SourceAccount" in equals and equals["AWS:SourceAccount"] != source_account:
+        return False
+    wanted_arn = (condition.get("ArnLike") or {}).get("AWS:SourceArn")
+    if wanted_arn is not None:
+        if source_arn is None or not fnmatch.fnmatchcase(source_arn, wanted_arn):
+            return False
+    return True
