@@ -13,7 +13,7 @@ import socket
 
 from aiohttp import web
 
-from firebox.workers.environment import Environment, RuntimeAPIError
+from firebox.workers.environment import MAX_RESPONSE_BYTES, Environment, RuntimeAPIError
 
 _PREFIX = "/2018-06-01/runtime"
 _INVOCATION_RE = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
@@ -61,7 +61,7 @@ class RuntimeAPIServer:
             if m is not None:
                 if request.method != "POST":
                     return _error(405, "MethodNotAllowed", "use POST")
-                body = await request.read()
+                body = await _read_body(request, MAX_RESPONSE_BYTES + 1)
                 if m.group(2) == "response":
                     self.env.post_response(m.group(1), body)
                 else:
@@ -73,7 +73,7 @@ class RuntimeAPIServer:
             if path == f"{_PREFIX}/init/error":
                 if request.method != "POST":
                     return _error(405, "MethodNotAllowed", "use POST")
-                body = await request.read()
+                body = await _read_body(request, MAX_ERROR_BYTES + 1)
                 etype = request.headers.get("Lambda-Runtime-Function-Error-Type", "")
                 self.env.post_init_error(_error_body(body, etype), etype or "Runtime.Unknown")
                 return _accepted()
@@ -96,6 +96,18 @@ class RuntimeAPIServer:
         if inv.cognito_identity:
             headers["Lambda-Runtime-Cognito-Identity"] = inv.cognito_identity
         return web.Response(status=200, body=inv.payload, headers=headers)
+
+
+async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of the body (more is drained and dropped): a response
+    past Lambda's limit must become a function error, not a broken connection."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        if size < limit:
+            chunks.append(chunk[: limit - size])
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _error_body(body: bytes, error_type: str) -> bytes:
