@@ -118,5 +118,6 @@ def _error_body(body: bytes, error_type: str) -> bytes:
         parsed = None
     if isinstance(parsed, dict):
         return body
-    return json.dumps({"errorType": error_type or "Unhandled",
-                       "errorMessage": body.decode(errors="replace")}).encode()
+    return json.dumps(
+        {"errorType": error_type or "Unhandled", "errorMessage": body.decode(errors="replace")}
+    ).encode()

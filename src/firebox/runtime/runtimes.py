@@ -54,9 +54,17 @@ def _probe_python(path: str) -> tuple[str, str] | None:
     """(\"3.N\", sys.base_prefix) of an interpreter, or None if it does not run."""
     try:
         out = subprocess.run(
-            [path, "-I", "-S", "-c", "import sys;print('%d.%d' % sys.version_info[:2]);"
-             "print(sys.base_prefix)"],
-            capture_output=True, text=True, timeout=10, check=True,
+            [
+                path,
+                "-I",
+                "-S",
+                "-c",
+                "import sys;print('%d.%d' % sys.version_info[:2]);print(sys.base_prefix)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return None

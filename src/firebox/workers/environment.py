@@ -99,6 +99,10 @@ class Environment:
         self._queued: Invocation | None = None
         self._queued_signal: asyncio.Event = asyncio.Event()
         self._current: Invocation | None = None
+        # A cold start's invocation also shows the Init phase's output (as Lambda's tail
+        # does): lines printed before it arrives wait here.
+        self._init_inv: Invocation | None = None
+        self._init_log: list[tuple[int, str]] = []
         self._log_buf = b""
         self._init_started = time.monotonic()
         self._exited = asyncio.Event()
@@ -132,8 +136,11 @@ class Environment:
             return
         ts = _now_ms()
         events = [(ts, line.decode(errors="replace")) for line in lines]
-        if self._current is not None:
-            self._current.log_lines.extend(events)
+        target = self._current or self._init_inv
+        if target is not None:
+            target.log_lines.extend(events)
+        elif not self._init_done.done():
+            self._init_log.extend(events)
         self._on_log(self, events)
 
     def platform_log(self, lines: list[str], inv: Invocation | None = None) -> None:
@@ -191,9 +198,10 @@ class Environment:
     async def next_invocation(self) -> Invocation:
         if self._current is not None and not self._current.result.done():
             raise RuntimeAPIError(
-                403, "InvalidStateTransition",
+                403,
+                "InvalidStateTransition",
                 "State transition from Invoking to Ready failed: the response of the current "
-                "invocation has not been posted"
+                "invocation has not been posted",
             )
         if not self._init_done.done():
             self.init_duration_ms = (time.monotonic() - self._init_started) * 1000
@@ -211,16 +219,19 @@ class Environment:
     def post_response(self, request_id: str, body: bytes) -> None:
         inv = self._invocation(request_id)
         if len(body) > MAX_RESPONSE_BYTES:
-            inv.result.set_result((
-                "error",
+            inv.result.set_result(
                 (
-                    b'{"errorMessage":"Response payload size exceeded maximum allowed payload '
-                    b'size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}'
-                ),
-                "Function.ResponseSizeTooLarge",
-            ))
-            raise RuntimeAPIError(413, "RequestEntityTooLarge",
-                                  f"Response payload too large: {len(body)} bytes")
+                    "error",
+                    (
+                        b'{"errorMessage":"Response payload size exceeded maximum allowed payload '
+                        b'size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}'
+                    ),
+                    "Function.ResponseSizeTooLarge",
+                )
+            )
+            raise RuntimeAPIError(
+                413, "RequestEntityTooLarge", f"Response payload too large: {len(body)} bytes"
+            )
         inv.result.set_result(("response", body, ""))
 
     def post_error(self, request_id: str, body: bytes, error_type: str) -> None:
@@ -229,19 +240,22 @@ class Environment:
 
     def post_init_error(self, body: bytes, error_type: str) -> None:
         if self._init_done.done():
-            raise RuntimeAPIError(403, "InvalidStateTransition",
-                                  "State transition from Ready to InitError failed")
+            raise RuntimeAPIError(
+                403, "InvalidStateTransition", "State transition from Ready to InitError failed"
+            )
         self.init_duration_ms = (time.monotonic() - self._init_started) * 1000
         self._init_done.set_result(("init_error", body, error_type or "Runtime.Unknown"))
 
     def _invocation(self, request_id: str) -> Invocation:
         inv = self._current
         if inv is None or inv.request_id != request_id:
-            raise RuntimeAPIError(400, "InvalidRequestID",
-                                  f"Invalid request ID: {request_id}")
+            raise RuntimeAPIError(400, "InvalidRequestID", f"Invalid request ID: {request_id}")
         if inv.result.done():
-            raise RuntimeAPIError(403, "InvalidStateTransition",
-                                  "State transition from Ready to InvocationResponse failed")
+            raise RuntimeAPIError(
+                403,
+                "InvalidStateTransition",
+                "State transition from Ready to InvocationResponse failed",
+            )
         return inv
 
     # --- invoke side ----------------------------------------------------------------
@@ -253,28 +267,51 @@ class Environment:
         cold = self.invocations == 1
         init_ms: float | None = None
         if cold:
+            inv.log_lines.extend(self._init_log)
+            self._init_log = []
+            self._init_inv = inv
             try:
-                init = await asyncio.wait_for(asyncio.shield(self._init_done),
-                                              max(INIT_TIMEOUT_S, inv.timeout_s))
+                init = await asyncio.wait_for(
+                    asyncio.shield(self._init_done), max(INIT_TIMEOUT_S, inv.timeout_s)
+                )
             except TimeoutError:
+                self._init_inv = None
                 self.kill()
-                return Outcome(inv.request_id, "init_error",
-                               _error_body("Runtime.InitTimeout",
-                                           "Init phase timed out"), "Runtime.InitTimeout")
+                return Outcome(
+                    inv.request_id,
+                    "init_error",
+                    _error_body("Runtime.InitTimeout", "Init phase timed out"),
+                    "Runtime.InitTimeout",
+                    log_lines=inv.log_lines,
+                )
             init_ms = self.init_duration_ms
             if init is not None:
                 kind, body, err = init
+                # The runtime printed its error before reporting it: take that output now.
+                self._read_logs()
+                self._init_inv = None
                 self.kill()
                 if kind == "crash":
                     return Outcome(
-                        inv.request_id, "crash",
-                        _error_body("Runtime.ExitError",
-                                    f"RequestId: {inv.request_id} Error: Runtime exited "
-                                    f"with error: {err}"),
-                        "Runtime.ExitError", init_duration_ms=init_ms,
+                        inv.request_id,
+                        "crash",
+                        _error_body(
+                            "Runtime.ExitError",
+                            f"RequestId: {inv.request_id} Error: Runtime exited with error: {err}",
+                        ),
+                        "Runtime.ExitError",
+                        init_duration_ms=init_ms,
+                        log_lines=inv.log_lines,
                     )
-                return Outcome(inv.request_id, "init_error", body or _error_body(err, err), err,
-                               init_duration_ms=init_ms)
+                return Outcome(
+                    inv.request_id,
+                    "init_error",
+                    body or _error_body(err, err),
+                    err,
+                    init_duration_ms=init_ms,
+                    log_lines=inv.log_lines,
+                )
+            self._init_inv = None
         started = time.monotonic()
         self._queued = inv
         self._queued_signal.set()
@@ -285,11 +322,16 @@ class Environment:
             duration = (time.monotonic() - started) * 1000
             msg = f"Task timed out after {inv.timeout_s:.2f} seconds"
             self.platform_log([f"{_iso_now()} {inv.request_id} {msg}"], inv)
-            return Outcome(inv.request_id, "timeout",
-                           _error_body("Sandbox.Timedout",
-                                       f"RequestId: {inv.request_id} Error: {msg}"),
-                           "Sandbox.Timedout", duration, init_ms,
-                           self.sandbox.max_memory_used_mb(), inv.log_lines)
+            return Outcome(
+                inv.request_id,
+                "timeout",
+                _error_body("Sandbox.Timedout", f"RequestId: {inv.request_id} Error: {msg}"),
+                "Sandbox.Timedout",
+                duration,
+                init_ms,
+                self.sandbox.max_memory_used_mb(),
+                inv.log_lines,
+            )
         duration = (time.monotonic() - started) * 1000
         # The runtime flushed its output before replying: take it now, so that it is
         # attributed to this invocation and not the next.
@@ -303,13 +345,29 @@ class Environment:
             body = _error_body(
                 etype, f"RequestId: {inv.request_id} Error: Runtime exited with error: {err}"
             )
-            return Outcome(inv.request_id, "crash", body, etype, duration, init_ms,
-                           self.sandbox.max_memory_used_mb(), inv.log_lines)
+            return Outcome(
+                inv.request_id,
+                "crash",
+                body,
+                etype,
+                duration,
+                init_ms,
+                self.sandbox.max_memory_used_mb(),
+                inv.log_lines,
+            )
         if self.state == State.BUSY:
             self.state = State.IDLE
         status = "ok" if kind == "response" else "error"
-        return Outcome(inv.request_id, status, body, err, duration, init_ms,
-                       self.sandbox.max_memory_used_mb(), inv.log_lines)
+        return Outcome(
+            inv.request_id,
+            status,
+            body,
+            err,
+            duration,
+            init_ms,
+            self.sandbox.max_memory_used_mb(),
+            inv.log_lines,
+        )
 
 
 def _error_body(error_type: str, message: str) -> bytes:

@@ -37,7 +37,10 @@ class LambdaContext:
 
     def __repr__(self):
         return "LambdaContext([aws_request_id=%s,function_name=%s,function_version=%s])" % (
-            self.aws_request_id, self.function_name, self.function_version)
+            self.aws_request_id,
+            self.function_name,
+            self.function_version,
+        )
 
 
 class _Obj:
@@ -64,8 +67,11 @@ def error_shape(exc, error_type=None, tb=None):
     if tb is None:
         tb = exc.__traceback__
     frames = traceback.extract_tb(tb)
-    stack = ['  File "%s", line %d, in %s\n    %s\n' % (f.filename, f.lineno, f.name,
-                                                        (f.line or "").strip()) for f in frames]
+    stack = [
+        '  File "%s", line %d, in %s\n    %s\n'
+        % (f.filename, f.lineno, f.name, (f.line or "").strip())
+        for f in frames
+    ]
     return {
         "errorMessage": str(exc),
         "errorType": error_type or type(exc).__name__,
@@ -96,42 +102,67 @@ class RuntimeAPI:
         self._request("POST", "/invocation/%s/response" % request_id, body)
 
     def error(self, request_id, shape):
-        self._request("POST", "/invocation/%s/error" % request_id, json.dumps(shape).encode(),
-                      {"Lambda-Runtime-Function-Error-Type": shape["errorType"],
-                       "Content-Type": "application/json"})
+        self._request(
+            "POST",
+            "/invocation/%s/error" % request_id,
+            json.dumps(shape).encode(),
+            {
+                "Lambda-Runtime-Function-Error-Type": shape["errorType"],
+                "Content-Type": "application/json",
+            },
+        )
 
     def init_error(self, shape):
-        self._request("POST", "/init/error", json.dumps(shape).encode(),
-                      {"Lambda-Runtime-Function-Error-Type": shape["errorType"],
-                       "Content-Type": "application/json"})
+        self._request(
+            "POST",
+            "/init/error",
+            json.dumps(shape).encode(),
+            {
+                "Lambda-Runtime-Function-Error-Type": shape["errorType"],
+                "Content-Type": "application/json",
+            },
+        )
 
 
 def load_handler(handler_name):
     """Import the handler's module; return (handler, None) or (None, error shape)."""
     module_name, _, func_name = handler_name.rpartition(".")
     if not module_name or not func_name:
-        return None, {"errorMessage": "Bad handler '%s': not enough values to unpack "
-                      "(expected 2, got 1)" % handler_name,
-                      "errorType": "Runtime.MalformedHandlerName", "stackTrace": []}
+        return None, {
+            "errorMessage": "Bad handler '%s': not enough values to unpack "
+            "(expected 2, got 1)" % handler_name,
+            "errorType": "Runtime.MalformedHandlerName",
+            "stackTrace": [],
+        }
     module_name = module_name.replace("/", ".")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        return None, {"errorMessage": "Unable to import module '%s': %s" % (module_name, exc),
-                      "errorType": "Runtime.ImportModuleError", "stackTrace": []}
+        return None, {
+            "errorMessage": "Unable to import module '%s': %s" % (module_name, exc),
+            "errorType": "Runtime.ImportModuleError",
+            "stackTrace": [],
+        }
     except SyntaxError as exc:
-        return None, {"errorMessage": "Syntax error in module '%s': %s" % (module_name, exc),
-                      "errorType": "Runtime.UserCodeSyntaxError",
-                      "stackTrace": ['  File "%s" Line %s\n    %s\n' % (
-                          exc.filename, exc.lineno, (exc.text or "").strip())]}
+        return None, {
+            "errorMessage": "Syntax error in module '%s': %s" % (module_name, exc),
+            "errorType": "Runtime.UserCodeSyntaxError",
+            "stackTrace": [
+                '  File "%s" Line %s\n    %s\n'
+                % (exc.filename, exc.lineno, (exc.text or "").strip())
+            ],
+        }
     except Exception as exc:
         shape = error_shape(exc)
         shape["errorMessage"] = str(exc)
         return None, shape
     handler = getattr(module, func_name, None)
     if handler is None:
-        return None, {"errorMessage": "Handler '%s' missing on module '%s'" % (
-            func_name, module_name), "errorType": "Runtime.HandlerNotFound", "stackTrace": []}
+        return None, {
+            "errorMessage": "Handler '%s' missing on module '%s'" % (func_name, module_name),
+            "errorType": "Runtime.HandlerNotFound",
+            "stackTrace": [],
+        }
     return handler, None
 
 
@@ -148,8 +179,11 @@ def _set_paths():
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     opt = os.environ.get("FIREBOX_OPT_DIR", "/opt")
     version = "python%d.%d" % sys.version_info[:2]
-    extra = [task_root, os.path.join(opt, "python"),
-             os.path.join(opt, "python", "lib", version, "site-packages")]
+    extra = [
+        task_root,
+        os.path.join(opt, "python"),
+        os.path.join(opt, "python", "lib", version, "site-packages"),
+    ]
     sys.path[:0] = [p for p in extra if p not in sys.path]
     os.chdir(task_root)
 
@@ -159,8 +193,7 @@ def main():
     api = RuntimeAPI(os.environ["AWS_LAMBDA_RUNTIME_API"])
     handler, init_error = load_handler(os.environ.get("_HANDLER", ""))
     if init_error is not None:
-        sys.stdout.write("[ERROR] %s: %s\n" % (init_error["errorType"],
-                                               init_error["errorMessage"]))
+        sys.stdout.write("[ERROR] %s: %s\n" % (init_error["errorType"], init_error["errorMessage"]))
         sys.stdout.flush()
         api.init_error(init_error)
         sys.exit(1)
@@ -185,8 +218,10 @@ def main():
             shape = error_shape(exc)
             shape["requestId"] = request_id
             # Lambda's Python runtime prints the error to the log as JSON-ish text.
-            sys.stdout.write("[ERROR] %s: %s\nTraceback (most recent call last):\n%s" % (
-                shape["errorType"], shape["errorMessage"], "".join(shape["stackTrace"])))
+            sys.stdout.write(
+                "[ERROR] %s: %s\nTraceback (most recent call last):\n%s"
+                % (shape["errorType"], shape["errorMessage"], "".join(shape["stackTrace"]))
+            )
             sys.stdout.flush()
             sys.stderr.flush()
             api.error(request_id, shape)
