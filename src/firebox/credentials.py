@@ -42,8 +42,9 @@ def load_credentials(settings: Settings, create: bool = True) -> RootCredentials
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"access_key_id": creds.access_key_id,
-                   "secret_access_key": creds.secret_access_key}, fh)
+        json.dump(
+            {"access_key_id": creds.access_key_id, "secret_access_key": creds.secret_access_key}, fh
+        )
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

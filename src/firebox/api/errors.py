@@ -24,5 +24,9 @@ def error_response(exc: FireboxError, protocol: str, request_id: str) -> web.Res
     else:
         body = {"Type": exc.kind, "message": exc.message, **exc.fields}
         content_type = "application/json"
-    return web.Response(status=exc.status, body=json.dumps(body).encode(),
-                        content_type=content_type, headers=headers)
+    return web.Response(
+        status=exc.status,
+        body=json.dumps(body).encode(),
+        content_type=content_type,
+        headers=headers,
+    )

@@ -18,8 +18,7 @@ F = "/2015-03-31/functions"
 
 
 def _ref(request: web.Request, allow_qualifier: bool = True) -> FunctionRef:
-    ref = parse_function_ref(request.match_info["FunctionName"],
-                             request.query.get("Qualifier"))
+    ref = parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))
     if not allow_qualifier and ref.qualifier is not None:
         raise InvalidParameterValue(
             "Qualifier is not supported for this operation: use the unqualified function name"
@@ -72,8 +71,11 @@ async def get_function_configuration(request: web.Request) -> web.Response:
 async def list_functions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     all_versions = request.query.get("FunctionVersion") == "ALL"
-    return json_response(await _blocking(app.functions.list, request.query.get("Marker"),
-                                         _max_items(request), all_versions))
+    return json_response(
+        await _blocking(
+            app.functions.list, request.query.get("Marker"), _max_items(request), all_versions
+        )
+    )
 
 
 async def update_function_code(request: web.Request) -> web.Response:
@@ -110,8 +112,11 @@ async def publish_version(request: web.Request) -> web.Response:
 async def list_versions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = _ref(request, allow_qualifier=False)
-    return json_response(await _blocking(app.versions.list, ref.name,
-                                         request.query.get("Marker"), _max_items(request)))
+    return json_response(
+        await _blocking(
+            app.versions.list, ref.name, request.query.get("Marker"), _max_items(request)
+        )
+    )
 
 
 async def create_alias(request: web.Request) -> web.Response:
@@ -131,8 +136,9 @@ async def update_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = _ref(request, allow_qualifier=False)
     params = await read_json(request)
-    return json_response(await _blocking(app.aliases.update, ref.name,
-                                         request.match_info["Name"], params))
+    return json_response(
+        await _blocking(app.aliases.update, ref.name, request.match_info["Name"], params)
+    )
 
 
 async def delete_alias(request: web.Request) -> web.Response:
@@ -145,9 +151,15 @@ async def delete_alias(request: web.Request) -> web.Response:
 async def list_aliases(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = _ref(request, allow_qualifier=False)
-    return json_response(await _blocking(
-        app.aliases.list, ref.name, request.query.get("FunctionVersion"),
-        request.query.get("Marker"), _max_items(request)))
+    return json_response(
+        await _blocking(
+            app.aliases.list,
+            ref.name,
+            request.query.get("FunctionVersion"),
+            request.query.get("Marker"),
+            _max_items(request),
+        )
+    )
 
 
 # --- layers --------------------------------------------------------------------------
@@ -165,8 +177,9 @@ async def publish_layer_version(request: web.Request) -> web.Response:
 
 async def get_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    return json_response(await _blocking(app.layers.get, _layer(request),
-                                         request.match_info["VersionNumber"]))
+    return json_response(
+        await _blocking(app.layers.get, _layer(request), request.match_info["VersionNumber"])
+    )
 
 
 async def delete_layer_version(request: web.Request) -> web.Response:
@@ -178,9 +191,16 @@ async def delete_layer_version(request: web.Request) -> web.Response:
 async def list_layer_versions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     q = request.query
-    return json_response(await _blocking(
-        app.layers.list_versions, _layer(request), q.get("CompatibleRuntime"),
-        q.get("CompatibleArchitecture"), q.get("Marker"), _max_items(request)))
+    return json_response(
+        await _blocking(
+            app.layers.list_versions,
+            _layer(request),
+            q.get("CompatibleRuntime"),
+            q.get("CompatibleArchitecture"),
+            q.get("Marker"),
+            _max_items(request),
+        )
+    )
 
 
 async def list_layers_or_find(request: web.Request) -> web.Response:
@@ -191,9 +211,15 @@ async def list_layers_or_find(request: web.Request) -> web.Response:
         if not arn:
             raise InvalidParameterValue("Arn is required")
         return json_response(await _blocking(app.layers.get_by_arn, arn))
-    return json_response(await _blocking(
-        app.layers.list_layers, q.get("CompatibleRuntime"), q.get("CompatibleArchitecture"),
-        q.get("Marker"), _max_items(request)))
+    return json_response(
+        await _blocking(
+            app.layers.list_layers,
+            q.get("CompatibleRuntime"),
+            q.get("CompatibleArchitecture"),
+            q.get("Marker"),
+            _max_items(request),
+        )
+    )
 
 
 # --- invoke --------------------------------------------------------------------------
@@ -221,16 +247,20 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     client_context = request.headers.get("X-Amz-Client-Context")
     if client_context:
         client_context = _decode_client_context(client_context)
-    result = await app.invoker.invoke(ref, payload, log_tail=log_type == "Tail",
-                                      client_context=client_context)
-    headers = {"X-Amz-Executed-Version": result.executed_version,
-               "x-amzn-RequestId": result.request_id}
+    result = await app.invoker.invoke(
+        ref, payload, log_tail=log_type == "Tail", client_context=client_context
+    )
+    headers = {
+        "X-Amz-Executed-Version": result.executed_version,
+        "x-amzn-RequestId": result.request_id,
+    }
     if result.function_error:
         headers["X-Amz-Function-Error"] = result.function_error
     if result.log_result is not None:
         headers["X-Amz-Log-Result"] = result.log_result
-    return web.Response(status=200, body=result.payload, headers=headers,
-                        content_type="application/json")
+    return web.Response(
+        status=200, body=result.payload, headers=headers, content_type="application/json"
+    )
 
 
 def _decode_client_context(value: str) -> str:
@@ -242,8 +272,9 @@ def _decode_client_context(value: str) -> str:
         decoded = base64.b64decode(value, validate=True)
         json.loads(decoded)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidParameterValue("Client context must be a valid Base64-encoded JSON "
-                                    "object.") from exc
+        raise InvalidParameterValue(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from exc
     if len(decoded) > 3583:
         raise InvalidParameterValue("Client context must be at most 3583 bytes.")
     return decoded.decode()
@@ -256,8 +287,11 @@ async def put_concurrency(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = _ref(request, allow_qualifier=False)
     params = await read_json(request)
-    return json_response(await _blocking(app.functions.put_concurrency, ref.name,
-                                         params.get("ReservedConcurrentExecutions")))
+    return json_response(
+        await _blocking(
+            app.functions.put_concurrency, ref.name, params.get("ReservedConcurrentExecutions")
+        )
+    )
 
 
 async def get_concurrency(request: web.Request) -> web.Response:
@@ -332,4 +366,3 @@ def register(web_app: web.Application) -> None:
     r.add_get(layers + "/{LayerName}/versions", list_layer_versions)
     r.add_get(layers + "/{LayerName}/versions/{VersionNumber}", get_layer_version)
     r.add_delete(layers + "/{LayerName}/versions/{VersionNumber}", delete_layer_version)
-

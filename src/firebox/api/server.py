@@ -45,10 +45,15 @@ TARGETS_KEY = web.AppKey("targets", dict)
 MAX_BODY_BYTES = 75 * 1024 * 1024
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> web.Response:
-    return web.Response(status=status, body=json.dumps(data).encode(),
-                        content_type="application/json", headers=headers)
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(data).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -88,19 +93,28 @@ async def _front_door(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPRequestEntityTooLarge:
         return error_response(
             RequestTooLarge(f"Request must be smaller than {MAX_BODY_BYTES} bytes"),
-            _protocol(request), request_id)
+            _protocol(request),
+            request_id,
+        )
     except web.HTTPNotFound:
-        return error_response(UnknownOperation(f"No operation at {request.method} "
-                                               f"{request.path}"), _protocol(request), request_id)
+        return error_response(
+            UnknownOperation(f"No operation at {request.method} {request.path}"),
+            _protocol(request),
+            request_id,
+        )
     except web.HTTPMethodNotAllowed:
-        return error_response(UnknownOperation(f"{request.method} is not allowed on "
-                                               f"{request.path}"), _protocol(request), request_id)
+        return error_response(
+            UnknownOperation(f"{request.method} is not allowed on {request.path}"),
+            _protocol(request),
+            request_id,
+        )
     except web.HTTPException:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ServiceError("An internal error occurred."), _protocol(request),
-                              request_id)
+        return error_response(
+            ServiceError("An internal error occurred."), _protocol(request), request_id
+        )
     response.headers.setdefault("x-amzn-RequestId", request_id)
     return response
 
@@ -113,8 +127,14 @@ def _route_handler(request: web.Request) -> object:
 async def _authenticate(request: web.Request) -> None:
     app = request.app[APP_KEY]
     body = await request.read()
-    caller = verify(request.method, request.raw_path, request.headers, body,
-                    app.secret_for, app.settings.max_clock_skew_s)
+    caller = verify(
+        request.method,
+        request.raw_path,
+        request.headers,
+        body,
+        app.secret_for,
+        app.settings.max_clock_skew_s,
+    )
     request["caller"] = caller
 
 
@@ -128,8 +148,7 @@ async def _dispatch_target(request: web.Request) -> web.StreamResponse:
         raise UnknownOperation(f"Unknown operation {target}")
     params = await read_json(request)
     result = await handler(params)
-    return web.Response(body=json.dumps(result).encode(),
-                        content_type="application/x-amz-json-1.1")
+    return web.Response(body=json.dumps(result).encode(), content_type="application/x-amz-json-1.1")
 
 
 def presign_code_url(secret: bytes, base_url: str, sha: str, ttl_s: int = 600) -> str:
@@ -148,8 +167,9 @@ async def _code(request: web.Request) -> web.StreamResponse:
     except ValueError:
         expires = 0
     expected = hmac.new(app.url_secret, f"{sha}:{expires}".encode(), hashlib.sha256).hexdigest()
-    if expires < time.time() or not hmac.compare_digest(expected,
-                                                        request.query.get("Signature", "")):
+    if expires < time.time() or not hmac.compare_digest(
+        expected, request.query.get("Signature", "")
+    ):
         raise AccessDenied("Request has expired or its signature is invalid")
     try:
         data = app.code.get(sha)

@@ -36,11 +36,9 @@ class Caller:
 
 def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
     if not value.startswith(ALGORITHM + " "):
-        raise IncompleteSignature(
-            f"Authorization header requires the {ALGORITHM} algorithm"
-        )
+        raise IncompleteSignature(f"Authorization header requires the {ALGORITHM} algorithm")
     parts: dict[str, str] = {}
-    for item in value[len(ALGORITHM) + 1:].split(","):
+    for item in value[len(ALGORITHM) + 1 :].split(","):
         key, _, val = item.strip().partition("=")
         parts[key] = val
     try:
@@ -95,8 +93,9 @@ def verify(
         picked = {h: lowered[h] for h in signed_headers}
     except KeyError as exc:
         raise InvalidSignature(f"Signed header {exc.args[0]} is missing") from None
-    request = AWSRequest(method=method, url=f"http://{picked['host']}{raw_path}",
-                         headers=picked, data=body)
+    request = AWSRequest(
+        method=method, url=f"http://{picked['host']}{raw_path}", headers=picked, data=body
+    )
     request.context["timestamp"] = amz_date
     signer = SigV4Auth(Credentials(access_key, secret), service, region)
     canonical = signer.canonical_request(request)

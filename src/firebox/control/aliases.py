@@ -90,8 +90,7 @@ class Aliases:
             if "Description" in params:
                 doc["Description"] = params["Description"] or ""
             if "RoutingConfig" in params:
-                routing = self._check_routing(name, doc["FunctionVersion"],
-                                              params["RoutingConfig"])
+                routing = self._check_routing(name, doc["FunctionVersion"], params["RoutingConfig"])
                 doc.pop("RoutingConfig", None)
                 if routing:
                     doc["RoutingConfig"] = routing
@@ -108,8 +107,9 @@ class Aliases:
             self.c.store.delete(ALIAS, f"{name}/{alias}")
             self.c.changed(name)
 
-    def list(self, name: str, version: str | None, marker: str | None,
-             max_items: int | None) -> Doc:
+    def list(
+        self, name: str, version: str | None, marker: str | None, max_items: int | None
+    ) -> Doc:
         self.c.function_doc(name)
         docs = [d for _, d in self.c.store.list(ALIAS, prefix=f"{name}/")]
         if version:

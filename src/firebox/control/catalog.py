@@ -82,7 +82,9 @@ class Catalog:
         return doc
 
     def version_doc(self, name: str, version: str) -> Doc:
-        doc = self.store.get(VERSION, version_key(name, int(version))) if version.isdigit() else None
+        doc = (
+            self.store.get(VERSION, version_key(name, int(version))) if version.isdigit() else None
+        )
         if doc is None:
             raise ResourceNotFound(f"Function not found: {self.arn(name, version)}")
         return doc

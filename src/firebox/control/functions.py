@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from firebox.arn import LATEST, NAME_RE, parse_layer_version_arn
@@ -18,17 +19,15 @@ from firebox.control.catalog import (
     check_revision,
     new_revision,
     now_iso,
-    paginate,
     version_key,
 )
 from firebox.errors import (
     InvalidParameterValue,
     ResourceConflict,
-    ResourceNotFound,
     ValidationError,
 )
 from firebox.runtime.runtimes import KNOWN_RUNTIMES, available_runtimes
-from firebox.store.metadata.base import Delete, DeletePrefix, Doc, Put
+from firebox.store.metadata.base import Delete, DeletePrefix, Doc
 
 ROLE_RE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 HANDLER_RE = re.compile(r"^[^\s]+$")
@@ -47,9 +46,23 @@ MAX_LAYERS = 5
 
 # Fields of a configuration that UpdateFunctionConfiguration may change.
 _CONFIG_FIELDS = (
-    "Role", "Handler", "Description", "Timeout", "MemorySize", "Environment", "Runtime",
-    "Layers", "EphemeralStorage", "TracingConfig", "DeadLetterConfig", "LoggingConfig",
-    "KMSKeyArn", "VpcConfig", "FileSystemConfigs", "ImageConfig", "SnapStart",
+    "Role",
+    "Handler",
+    "Description",
+    "Timeout",
+    "MemorySize",
+    "Environment",
+    "Runtime",
+    "Layers",
+    "EphemeralStorage",
+    "TracingConfig",
+    "DeadLetterConfig",
+    "LoggingConfig",
+    "KMSKeyArn",
+    "VpcConfig",
+    "FileSystemConfigs",
+    "ImageConfig",
+    "SnapStart",
 )
 
 
@@ -65,8 +78,10 @@ def _int_in(params: Doc, key: str, field: str, low: int, high: int) -> int | Non
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"1 validation error detected: Value '{value}' at '{field}' "
-                              "failed to satisfy constraint: Member must be an integer")
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{field}' "
+            "failed to satisfy constraint: Member must be an integer"
+        )
     if value < low:
         raise _range_error(field, value, f"greater than or equal to {low}")
     if value > high:
@@ -104,9 +119,7 @@ class Functions:
             handler = params.get("Handler")
             if handler is None:
                 raise InvalidParameterValue("Handler is required for Zip package type.")
-            if not isinstance(handler, str) or len(handler) > 128 or not HANDLER_RE.match(
-                handler
-            ):
+            if not isinstance(handler, str) or len(handler) > 128 or not HANDLER_RE.match(handler):
                 raise ValidationError(
                     f"1 validation error detected: Value '{handler}' at 'handler' failed to "
                     "satisfy constraint: Member must satisfy regular expression pattern: [^\\s]+"
@@ -138,8 +151,9 @@ class Functions:
         if "Environment" in params:
             out["Environment"] = {"Variables": self._check_env(params["Environment"])}
         if "EphemeralStorage" in params:
-            size = _int_in(params["EphemeralStorage"] or {}, "Size", "ephemeralStorage.size",
-                           512, 10240)
+            size = _int_in(
+                params["EphemeralStorage"] or {}, "Size", "ephemeralStorage.size", 512, 10240
+            )
             out["EphemeralStorage"] = {"Size": size or 512}
         if "Layers" in params:
             out["Layers"] = self._check_layers(params["Layers"] or [])
@@ -152,8 +166,16 @@ class Functions:
                     "[x86_64, arm64]"
                 )
             out["Architectures"] = arch
-        for key in ("TracingConfig", "DeadLetterConfig", "LoggingConfig", "KMSKeyArn",
-                    "VpcConfig", "FileSystemConfigs", "ImageConfig", "SnapStart"):
+        for key in (
+            "TracingConfig",
+            "DeadLetterConfig",
+            "LoggingConfig",
+            "KMSKeyArn",
+            "VpcConfig",
+            "FileSystemConfigs",
+            "ImageConfig",
+            "SnapStart",
+        ):
             if key in params:
                 out[key] = params[key]
         if "DeadLetterConfig" in params:
@@ -202,14 +224,13 @@ class Functions:
             name, version = parse_layer_version_arn(str(arn))
             doc = self.c.store.get(LAYER, version_key(name, version))
             if doc is None:
-                raise InvalidParameterValue(
-                    f"Layer version {arn} does not exist."
-                )
-            out.append({"Arn": arn, "CodeSize": doc["Content"]["CodeSize"],
-                        "_sha": doc["_sha"]})
+                raise InvalidParameterValue(f"Layer version {arn} does not exist.")
+            out.append({"Arn": arn, "CodeSize": doc["Content"]["CodeSize"], "_sha": doc["_sha"]})
         if len({layer["Arn"].rsplit(":", 1)[0] for layer in out}) != len(out):
-            raise InvalidParameterValue("Two different versions of the same layer are not allowed "
-                                        "to be referenced in the same function.")
+            raise InvalidParameterValue(
+                "Two different versions of the same layer are not allowed "
+                "to be referenced in the same function."
+            )
         return out
 
     def _decode_zip(self, code: Any) -> bytes:
@@ -230,13 +251,10 @@ class Functions:
             data = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError, TypeError) as exc:
             raise InvalidParameterValue(
-                "Could not unzip uploaded file. Please check your file, then try to upload "
-                "again."
+                "Could not unzip uploaded file. Please check your file, then try to upload again."
             ) from exc
         if len(data) > MAX_ZIP_BYTES:
-            raise InvalidParameterValue(
-                f"Unzipped size must be smaller than {MAX_ZIP_BYTES} bytes"
-            )
+            raise InvalidParameterValue(f"Unzipped size must be smaller than {MAX_ZIP_BYTES} bytes")
         return data
 
     # --- shapes ---------------------------------------------------------------------
@@ -245,8 +263,9 @@ class Functions:
         """The FunctionConfiguration shape, without our private members."""
         out = {k: v for k, v in config.items() if not k.startswith("_")}
         if "Layers" in out:
-            out["Layers"] = [{k: v for k, v in layer.items() if not k.startswith("_")}
-                             for layer in out["Layers"]]
+            out["Layers"] = [
+                {k: v for k, v in layer.items() if not k.startswith("_")} for layer in out["Layers"]
+            ]
         return out
 
     # --- operations -----------------------------------------------------------------
@@ -303,8 +322,13 @@ class Functions:
         if "DeadLetterConfig" in checked:
             config["DeadLetterConfig"] = checked["DeadLetterConfig"]
         with self.c.lock:
-            doc = {"config": config, "tags": dict(tags), "reserved": None, "last_version": 0,
-                   "created": now_iso()}
+            doc = {
+                "config": config,
+                "tags": dict(tags),
+                "reserved": None,
+                "last_version": 0,
+                "created": now_iso(),
+            }
             if not self.c.store.insert(FUNCTION, name, doc):
                 raise ResourceConflict(f"Function already exist: {name}")
             self.c.changed(name)
@@ -326,8 +350,7 @@ class Functions:
             return dict(self.c.version_doc(name, qualifier)["config"])
         alias = self.c.alias_doc(name, qualifier)
         version = alias["FunctionVersion"]
-        config = doc["config"] if version == LATEST else self.c.version_doc(name, version)[
-            "config"]
+        config = doc["config"] if version == LATEST else self.c.version_doc(name, version)["config"]
         config = dict(config)
         config["FunctionArn"] = self.c.arn(name, qualifier)
         return config
@@ -353,8 +376,10 @@ class Functions:
         configs = [self.public_config(doc["config"]) for _, doc in rows[:limit]]
         if all_versions:
             for name, _ in rows[:limit]:
-                configs.extend(self.public_config(v["config"])
-                               for _, v in self.c.store.list(VERSION, prefix=f"{name}/"))
+                configs.extend(
+                    self.public_config(v["config"])
+                    for _, v in self.c.store.list(VERSION, prefix=f"{name}/")
+                )
         out: Doc = {"Functions": configs}
         if len(rows) > limit:
             out["NextMarker"] = rows[limit - 1][0]
@@ -376,9 +401,13 @@ class Functions:
                     {"Architectures": params["Architectures"]}, creating=False
                 )["Architectures"]
             config.update(
-                CodeSize=len(data), CodeSha256=b64_sha256(sha), _sha=sha,
-                LastModified=now_iso(), RevisionId=new_revision(),
-                LastUpdateStatus="Successful", State="Active",
+                CodeSize=len(data),
+                CodeSha256=b64_sha256(sha),
+                _sha=sha,
+                LastModified=now_iso(),
+                RevisionId=new_revision(),
+                LastUpdateStatus="Successful",
+                State="Active",
             )
             self.c.store.put(FUNCTION, name, doc)
             self.c.changed(name)
@@ -398,8 +427,12 @@ class Functions:
                 raise InvalidParameterValue(f"Unsupported parameters: {sorted(unknown)}")
             checked = self._validate_config(params, creating=False)
             config.update(checked)
-            config.update(LastModified=now_iso(), RevisionId=new_revision(),
-                          LastUpdateStatus="Successful", State="Active")
+            config.update(
+                LastModified=now_iso(),
+                RevisionId=new_revision(),
+                LastUpdateStatus="Successful",
+                State="Active",
+            )
             self.c.store.put(FUNCTION, name, doc)
             self.c.changed(name)
         return self.public_config(config)
@@ -408,11 +441,13 @@ class Functions:
         with self.c.lock:
             self.c.function_doc(name)
             if qualifier is None:
-                self.c.store.batch([
-                    Delete(FUNCTION, name),
-                    DeletePrefix(VERSION, f"{name}/"),
-                    DeletePrefix(ALIAS, f"{name}/"),
-                ])
+                self.c.store.batch(
+                    [
+                        Delete(FUNCTION, name),
+                        DeletePrefix(VERSION, f"{name}/"),
+                        DeletePrefix(ALIAS, f"{name}/"),
+                    ]
+                )
                 for hook in self.c.on_delete:
                     hook(name)
             else:
@@ -427,7 +462,8 @@ class Functions:
                 self.c.version_doc(name, qualifier)
                 for _, alias in self.c.store.list(ALIAS, prefix=f"{name}/"):
                     weights = (alias.get("RoutingConfig") or {}).get(
-                        "AdditionalVersionWeights") or {}
+                        "AdditionalVersionWeights"
+                    ) or {}
                     if alias["FunctionVersion"] == qualifier or qualifier in weights:
                         raise ResourceConflict(
                             f"Unable to delete version because the following aliases reference "
@@ -443,8 +479,10 @@ class Functions:
 
         ref = parse_function_ref(resource)
         if not resource.startswith("arn:"):
-            raise ValidationError(f"1 validation error detected: Value '{resource}' at "
-                                  "'resource' failed to satisfy constraint: Member must be an ARN")
+            raise ValidationError(
+                f"1 validation error detected: Value '{resource}' at "
+                "'resource' failed to satisfy constraint: Member must be an ARN"
+            )
         if ref.qualifier is not None:
             raise InvalidParameterValue("Tags are not supported on function versions or aliases.")
         return ref.name
@@ -460,7 +498,7 @@ class Functions:
                 raise InvalidParameterValue("A function may have at most 50 tags.")
             self.c.store.put(FUNCTION, name, doc)
 
-    def untag(self, resource: str, keys: list[str]) -> None:
+    def untag(self, resource: str, keys: Sequence[str]) -> None:
         name = self._tag_target(resource)
         with self.c.lock:
             doc = self.c.function_doc(name)
@@ -510,8 +548,11 @@ class Functions:
             self.c.changed(name)
 
     def reserved_by_function(self) -> dict[str, int]:
-        return {n: d["reserved"] for n, d in self.c.store.list(FUNCTION)
-                if d.get("reserved") is not None}
+        return {
+            n: d["reserved"]
+            for n, d in self.c.store.list(FUNCTION)
+            if d.get("reserved") is not None
+        }
 
     def account_settings(self) -> Doc:
         functions = self.c.store.list(FUNCTION)
@@ -528,4 +569,3 @@ class Functions:
             },
             "AccountUsage": {"TotalCodeSize": total_code, "FunctionCount": len(functions)},
         }
-

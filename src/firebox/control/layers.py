@@ -52,8 +52,7 @@ class Layers:
                 "LayerArn": arn,
                 "LayerVersionArn": f"{arn}:{number}",
                 "Description": params.get("Description", ""),
-                "CreatedDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-                + "+0000",
+                "CreatedDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000",
                 "Version": number,
                 "Content": {"CodeSha256": b64_sha256(sha), "CodeSize": len(data)},
                 "CompatibleRuntimes": runtimes,
@@ -83,19 +82,28 @@ class Layers:
         # behaviour too); the package stays in the code store while referenced.
         self.c.store.delete(LAYER, version_key(name, _version_number(version)))
 
-    def list_versions(self, name: str, runtime: str | None, arch: str | None,
-                      marker: str | None, max_items: int | None) -> Doc:
+    def list_versions(
+        self,
+        name: str,
+        runtime: str | None,
+        arch: str | None,
+        marker: str | None,
+        max_items: int | None,
+    ) -> Doc:
         docs = [d for _, d in self.c.store.list(LAYER, prefix=f"{name}/")]
         docs = [d for d in docs if _compatible(d, runtime, arch)]
         docs.sort(key=lambda d: -d["Version"])
-        page, next_marker = paginate(docs, marker, max_items, lambda d: f"{10**10 - d['Version']:011d}")
+        page, next_marker = paginate(
+            docs, marker, max_items, lambda d: f"{10**10 - d['Version']:011d}"
+        )
         out: Doc = {"LayerVersions": [self._shape(d, with_content=False) for d in page]}
         if next_marker:
             out["NextMarker"] = next_marker
         return out
 
-    def list_layers(self, runtime: str | None, arch: str | None, marker: str | None,
-                    max_items: int | None) -> Doc:
+    def list_layers(
+        self, runtime: str | None, arch: str | None, marker: str | None, max_items: int | None
+    ) -> Doc:
         latest: dict[str, Doc] = {}
         for key, doc in self.c.store.list(LAYER):
             if _compatible(doc, runtime, arch):
@@ -104,8 +112,11 @@ class Layers:
         page, next_marker = paginate(items, marker, max_items, lambda kv: kv[0])
         out: Doc = {
             "Layers": [
-                {"LayerName": n, "LayerArn": d["LayerArn"],
-                 "LatestMatchingVersion": self._shape(d, with_content=False)}
+                {
+                    "LayerName": n,
+                    "LayerArn": d["LayerArn"],
+                    "LatestMatchingVersion": self._shape(d, with_content=False),
+                }
                 for n, d in page
             ]
         }

@@ -129,7 +129,8 @@ class Resolver:
         alias = self.c.alias_doc(name, qualifier)
         primary = self._version(name, function, alias["FunctionVersion"])
         weights: dict[str, Any] = (alias.get("RoutingConfig") or {}).get(
-            "AdditionalVersionWeights") or {}
+            "AdditionalVersionWeights"
+        ) or {}
         for version, weight in weights.items():
             return _Target(primary, self._version(name, function, version), float(weight))
         return _Target(primary)

@@ -18,8 +18,19 @@ from firebox.store.metadata.base import Doc, Put
 
 # What makes two versions the same: a publish of an unchanged $LATEST returns the last
 # version instead of creating a new one, as Lambda does.
-_IDENTITY = ("CodeSha256", "Runtime", "Handler", "Role", "MemorySize", "Timeout",
-             "Environment", "Layers", "EphemeralStorage", "Architectures", "DeadLetterConfig")
+_IDENTITY = (
+    "CodeSha256",
+    "Runtime",
+    "Handler",
+    "Role",
+    "MemorySize",
+    "Timeout",
+    "Environment",
+    "Layers",
+    "EphemeralStorage",
+    "Architectures",
+    "DeadLetterConfig",
+)
 
 
 class Versions:
@@ -55,10 +66,12 @@ class Versions:
             doc["last_version"] = number
             # $LATEST's revision changes too when a version is published from it.
             latest["RevisionId"] = new_revision()
-            self.c.store.batch([
-                Put(VERSION, version_key(name, number), {"config": config}),
-                Put(FUNCTION, name, doc),
-            ])
+            self.c.store.batch(
+                [
+                    Put(VERSION, version_key(name, number), {"config": config}),
+                    Put(FUNCTION, name, doc),
+                ]
+            )
             self.c.changed(name)
         return Functions(self.c).public_config(config)
 
@@ -68,8 +81,9 @@ class Versions:
         fns = Functions(self.c)
         doc = self.c.function_doc(name)
         configs = [fns.public_config(doc["config"])]
-        configs += [fns.public_config(v["config"])
-                    for _, v in self.c.store.list(VERSION, prefix=f"{name}/")]
+        configs += [
+            fns.public_config(v["config"]) for _, v in self.c.store.list(VERSION, prefix=f"{name}/")
+        ]
 
         def key(c: Doc) -> str:
             return "0" if c["Version"] == LATEST else f"1{int(c['Version']):010d}"

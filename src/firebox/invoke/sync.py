@@ -51,8 +51,9 @@ class InvokeRecord:
 Observer = Callable[[InvokeRecord], None]
 
 
-def check_payload(payload: bytes, limit: int = MAX_SYNC_PAYLOAD_BYTES,
-                  operation: str = "Invoke") -> bytes:
+def check_payload(
+    payload: bytes, limit: int = MAX_SYNC_PAYLOAD_BYTES, operation: str = "Invoke"
+) -> bytes:
     """Lambda's checks on a request payload: its size, and that it is JSON."""
     if len(payload) > limit:
         raise RequestTooLarge(
@@ -69,8 +70,9 @@ def check_payload(payload: bytes, limit: int = MAX_SYNC_PAYLOAD_BYTES,
 
 
 class Invoker:
-    def __init__(self, resolver: Resolver, manager: WorkerManager,
-                 limiter: ConcurrencyLimiter) -> None:
+    def __init__(
+        self, resolver: Resolver, manager: WorkerManager, limiter: ConcurrencyLimiter
+    ) -> None:
         self.resolver = resolver
         self.manager = manager
         self.limiter = limiter
@@ -102,15 +104,28 @@ class Invoker:
         try:
             self.limiter.acquire(fv.name)
         except Exception:
-            self._notify(InvokeRecord(fv.name, fv.version, qualifier, request_id, fv.memory_mb,
-                                      0.0, 0, None, False, "throttled"))
+            self._notify(
+                InvokeRecord(
+                    fv.name,
+                    fv.version,
+                    qualifier,
+                    request_id,
+                    fv.memory_mb,
+                    0.0,
+                    0,
+                    None,
+                    False,
+                    "throttled",
+                )
+            )
             raise
         try:
             env, cold = await self.manager.acquire(fv)
             inv = Invocation(
                 request_id=request_id,
                 payload=payload,
-                invoked_arn=fv.unqualified_arn if ref.qualifier is None
+                invoked_arn=fv.unqualified_arn
+                if ref.qualifier is None
                 else f"{fv.unqualified_arn}:{ref.qualifier}",
                 timeout_s=fv.timeout_s,
                 client_context=client_context,
@@ -124,21 +139,46 @@ class Invoker:
                 self.manager.release(env)
         finally:
             self.limiter.release(fv.name)
-        return self._finish(fv.name, fv.version, fv.memory_mb, qualifier, env, outcome, cold,
-                            log_tail)
+        return self._finish(
+            fv.name, fv.version, fv.memory_mb, qualifier, env, outcome, cold, log_tail
+        )
 
-    def _finish(self, name: str, version: str, memory_mb: int, qualifier: str,
-                env: Environment, outcome: Outcome, cold: bool, log_tail: bool) -> InvokeResult:
+    def _finish(
+        self,
+        name: str,
+        version: str,
+        memory_mb: int,
+        qualifier: str,
+        env: Environment,
+        outcome: Outcome,
+        cold: bool,
+        log_tail: bool,
+    ) -> InvokeResult:
         rid = outcome.request_id
-        report = report_line(rid, outcome.duration_ms, memory_mb, outcome.max_memory_mb,
-                             outcome.init_duration_ms if cold else None)
+        report = report_line(
+            rid,
+            outcome.duration_ms,
+            memory_mb,
+            outcome.max_memory_mb,
+            outcome.init_duration_ms if cold else None,
+        )
         env.platform_log([end_line(rid), report])
         events = [*outcome.log_lines, (0, end_line(rid)), (0, report)]
-        self._notify(InvokeRecord(
-            name, version, qualifier, rid, memory_mb, outcome.duration_ms,
-            billed_ms(outcome.duration_ms), outcome.init_duration_ms if cold else None, cold,
-            outcome.status, outcome.error_type,
-        ))
+        self._notify(
+            InvokeRecord(
+                name,
+                version,
+                qualifier,
+                rid,
+                memory_mb,
+                outcome.duration_ms,
+                billed_ms(outcome.duration_ms),
+                outcome.init_duration_ms if cold else None,
+                cold,
+                outcome.status,
+                outcome.error_type,
+            )
+        )
         return InvokeResult(
             request_id=rid,
             executed_version=version,

@@ -92,9 +92,7 @@ class SqliteMetadataStore:
                             (w.kind, w.key, json.dumps(w.doc)),
                         )
                     elif isinstance(w, Delete):
-                        self._db.execute(
-                            "DELETE FROM docs WHERE kind=? AND key=?", (w.kind, w.key)
-                        )
+                        self._db.execute("DELETE FROM docs WHERE kind=? AND key=?", (w.kind, w.key))
                     elif isinstance(w, DeletePrefix):
                         self._db.execute(
                             "DELETE FROM docs WHERE kind=? AND key>=? AND key<?",
