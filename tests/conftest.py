@@ -62,6 +62,8 @@ class Server:
     def __init__(self, data_dir: Path, **settings: Any) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        # Function URLs have their own port; a fixed default would clash between servers.
+        self.url_port = int(settings.get("url_port") or free_port())
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
         self.access_key = "AKIDFIREBOXTEST00001"
@@ -80,6 +82,7 @@ class Server:
             FIREBOX_ACCESS_KEY_ID=self.access_key,
             FIREBOX_SECRET_ACCESS_KEY=self.secret_key,
             FIREBOX_LOG_LEVEL="warning",
+            FIREBOX_URL_PORT=str(self.url_port),
         )
         sandbox = self.settings.get("sandbox", default_sandbox())
         env["FIREBOX_SANDBOX"] = sandbox

@@ -50,13 +50,30 @@ class Settings:
     async_pollers: int = 4
     async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
     async_throttle_delay_s: float = 1.0
+    # Throttled / system-error retries back off exponentially up to this (Lambda: 5 minutes).
+    async_throttle_max_delay_s: float = 300.0
+    # Floor of MaximumEventAgeInSeconds (AWS: 60); tests lower it to see expiry quickly.
+    async_min_event_age_s: int = 60
 
     # Schedules: how often the scheduler looks for due rules.
     schedule_tick_s: float = 1.0
+    # Test-only: every rate() period is divided by this (60 makes rate(1 minute) fire each
+    # second). cron() schedules are not scaled.
+    schedule_time_scale: float = 1.0
+
+    # Function URLs are served on their own port (0 turns the URL server off).
+    url_port: int = 9001
+
+    # Event source mappings: how long a poller waits before reconnecting to a broker
+    # that is down or refused it.
+    esm_retry_delay_s: float = 2.0
 
     # Metering prices (USD), AWS's public x86 prices by default.
     price_per_gb_s: float = 0.0000166667
     price_per_million_requests: float = 0.20
+    # How often metered totals are written to the data dir, and expired logs deleted.
+    metering_flush_s: float = 1.0
+    log_retention_sweep_s: float = 600.0
 
     log_level: str = "info"
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from firebox.control.policies import Policies
+from firebox.control.urls import FunctionUrls
+from firebox.triggers.function_urls import UrlServer
 
 if TYPE_CHECKING:
     from firebox.app import App
@@ -17,14 +19,20 @@ if TYPE_CHECKING:
 
 class Triggers:
     def __init__(self, app: App) -> None:
-        from firebox.api import policy_routes
+        from firebox.api import policy_routes, url_routes
 
         self.app = app
         self.policies = Policies(app.catalog)
-        self.registrars: list[Callable[[web.Application], None]] = [policy_routes.register]
+        self.url_server = UrlServer(app)
+        self.urls = FunctionUrls(app.catalog, self.url_server.url_for)
+        self.registrars: list[Callable[[web.Application], None]] = [
+            policy_routes.register,
+            url_routes.register,
+        ]
 
     async def start(self) -> None:
-        pass
+        if self.app.settings.url_port:
+            await self.url_server.start()
 
     async def stop(self) -> None:
-        pass
+        await self.url_server.stop()

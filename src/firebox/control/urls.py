@@ -1,0 +1,214 @@
+"""Function URL configs: Create/Get/Update/Delete/ListFunctionUrlConfigs.
+
+Keys in the metadata store:
+  url     {name}/{qualifier}     the config of the function ("" qualifier) or of an alias
+  url-id  {url id}               {"name", "qualifier"}: the URL server's lookup
+
+The URL id is 32 random lowercase letters and digits, as Lambda's; the URL itself points at
+Firebox's URL server (settings.url_port).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from typing import Any
+
+from firebox.arn import ALIAS_RE, LATEST
+from firebox.control.catalog import Catalog, now_iso, paginate
+from firebox.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
+from firebox.store.metadata.base import Delete, Doc, Put
+
+URL, URL_ID = "url", "url-id"
+
+AUTH_TYPES = ("NONE", "AWS_IAM")
+INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_CORS_FIELDS = (
+    "AllowCredentials",
+    "AllowHeaders",
+    "AllowMethods",
+    "AllowOrigins",
+    "ExposeHeaders",
+    "MaxAge",
+)
+_METHOD_RE = re.compile(r"^[*]$|^[a-zA-Z]{1,6}$")
+
+
+def _key(name: str, qualifier: str | None) -> str:
+    return f"{name}/{qualifier or ''}"
+
+
+def _enum(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidParameterValue(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(allowed)}]"
+        )
+    return str(value)
+
+
+def _cors(value: Any) -> Doc | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidParameterValue("Cors must be an object")
+    unknown = set(value) - set(_CORS_FIELDS)
+    if unknown:
+        raise InvalidParameterValue(f"Unknown Cors fields: {sorted(unknown)}")
+    out: Doc = {}
+    for field in ("AllowHeaders", "AllowMethods", "AllowOrigins", "ExposeHeaders"):
+        if field in value and value[field] is not None:
+            items = value[field]
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise InvalidParameterValue(f"Cors.{field} must be a list of strings")
+            if field == "AllowMethods" and not all(_METHOD_RE.match(i) for i in items):
+                raise InvalidParameterValue("Cors.AllowMethods has an invalid method")
+            out[field] = items
+    if value.get("AllowCredentials") is not None:
+        out["AllowCredentials"] = bool(value["AllowCredentials"])
+    if value.get("MaxAge") is not None:
+        age = value["MaxAge"]
+        if not isinstance(age, int) or not 0 <= age <= 86400:
+            raise InvalidParameterValue("Cors.MaxAge must be between 0 and 86400")
+        out["MaxAge"] = age
+    return out
+
+
+class FunctionUrls:
+    def __init__(self, catalog: Catalog, base_url: Any) -> None:
+        """``base_url(url_id)`` forms the public URL of a config."""
+        self.c = catalog
+        self.base_url = base_url
+        # url id -> (name, qualifier, config); the URL server's hot path reads only this.
+        self._by_id: dict[str, tuple[str, str | None, Doc]] = {}
+        catalog.on_delete.append(self.drop_function)
+
+    def _check_target(self, name: str, qualifier: str | None) -> None:
+        self.c.function_doc(name)
+        if qualifier is None:
+            return
+        if qualifier == LATEST or qualifier.isdigit() or not ALIAS_RE.match(qualifier):
+            raise InvalidParameterValue(
+                f"1 validation error detected: Value '{qualifier}' at 'qualifier' failed to "
+                "satisfy constraint: Member must satisfy regular expression pattern: "
+                "((?!^\\d+$)^[0-9a-zA-Z-_]+$)"
+            )
+        self.c.alias_doc(name, qualifier)
+
+    def _public(self, doc: Doc, last_modified: bool = True) -> Doc:
+        out = {k: v for k, v in doc.items() if not k.startswith("_")}
+        if not last_modified:
+            out.pop("LastModifiedTime", None)
+        if "Cors" in out and not out["Cors"]:
+            out.pop("Cors")
+        return out
+
+    def _not_found(self) -> ResourceNotFound:
+        return ResourceNotFound("The resource you requested does not exist.")
+
+    def create(self, name: str, qualifier: str | None, params: Doc) -> Doc:
+        auth = _enum("authType", params.get("AuthType"), AUTH_TYPES)
+        mode = _enum("invokeMode", params.get("InvokeMode", "BUFFERED"), INVOKE_MODES)
+        cors = _cors(params.get("Cors"))
+        with self.c.lock:
+            self._check_target(name, qualifier)
+            if self.c.store.get(URL, _key(name, qualifier)) is not None:
+                raise ResourceConflict(
+                    f"Failed to create function url config for [functionArn = "
+                    f"{self.c.arn(name, qualifier)}]. Error message:  FunctionUrlConfig "
+                    "exists for this Lambda function"
+                )
+            url_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(32))
+            now = now_iso()
+            doc: Doc = {
+                "FunctionUrl": self.base_url(url_id),
+                "FunctionArn": self.c.arn(name, qualifier),
+                "AuthType": auth,
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "InvokeMode": mode,
+                "_id": url_id,
+            }
+            if cors is not None:
+                doc["Cors"] = cors
+            self.c.store.batch(
+                [
+                    Put(URL, _key(name, qualifier), doc),
+                    Put(URL_ID, url_id, {"name": name, "qualifier": qualifier}),
+                ]
+            )
+            self._by_id.pop(url_id, None)
+        return self._public(doc, last_modified=False)
+
+    def get(self, name: str, qualifier: str | None) -> Doc:
+        self._check_target(name, qualifier)
+        doc = self.c.store.get(URL, _key(name, qualifier))
+        if doc is None:
+            raise self._not_found()
+        return self._public(doc)
+
+    def update(self, name: str, qualifier: str | None, params: Doc) -> Doc:
+        with self.c.lock:
+            self._check_target(name, qualifier)
+            doc = self.c.store.get(URL, _key(name, qualifier))
+            if doc is None:
+                raise self._not_found()
+            if params.get("AuthType") is not None:
+                doc["AuthType"] = _enum("authType", params["AuthType"], AUTH_TYPES)
+            if params.get("InvokeMode") is not None:
+                doc["InvokeMode"] = _enum("invokeMode", params["InvokeMode"], INVOKE_MODES)
+            if "Cors" in params:
+                cors = _cors(params["Cors"])
+                doc.pop("Cors", None)
+                if cors is not None:
+                    doc["Cors"] = cors
+            doc["LastModifiedTime"] = now_iso()
+            self.c.store.put(URL, _key(name, qualifier), doc)
+            self._by_id.pop(doc["_id"], None)
+        return self._public(doc)
+
+    def delete(self, name: str, qualifier: str | None) -> None:
+        with self.c.lock:
+            self._check_target(name, qualifier)
+            doc = self.c.store.get(URL, _key(name, qualifier))
+            if doc is None:
+                raise self._not_found()
+            self.c.store.batch([Delete(URL, _key(name, qualifier)), Delete(URL_ID, doc["_id"])])
+            self._by_id.pop(doc["_id"], None)
+
+    def list(self, name: str, marker: str | None, max_items: int | None) -> Doc:
+        self.c.function_doc(name)
+        docs = [d for _, d in self.c.store.list(URL, prefix=f"{name}/")]
+        page, next_marker = paginate(docs, marker, max_items, lambda d: d["FunctionArn"])
+        out: Doc = {"FunctionUrlConfigs": [self._public(d) for d in page]}
+        if next_marker:
+            out["NextMarker"] = next_marker
+        return out
+
+    def drop_function(self, name: str) -> None:
+        """catalog.on_delete hook: the function's URLs go with it."""
+        writes: list[Put | Delete] = []
+        for key, doc in self.c.store.list(URL, prefix=f"{name}/"):
+            writes += [Delete(URL, key), Delete(URL_ID, doc["_id"])]
+            self._by_id.pop(doc["_id"], None)
+        if writes:
+            self.c.store.batch(writes)
+
+    def lookup(self, url_id: str) -> tuple[str, str | None, Doc] | None:
+        """(function, qualifier, config) for a URL id, from memory after the first hit."""
+        hit = self._by_id.get(url_id)
+        if hit is not None:
+            return hit
+        if len(url_id) != 32 or not url_id.isalnum():
+            return None
+        index = self.c.store.get(URL_ID, url_id)
+        if index is None:
+            return None
+        doc = self.c.store.get(URL, _key(index["name"], index["qualifier"]))
+        if doc is None:
+            return None
+        hit = (index["name"], index["qualifier"], doc)
+        self._by_id[url_id] = hit
+        return hit

@@ -1,0 +1,216 @@
+"""The function URL server: its own aiohttp site on settings.url_port.
+
+Two ways to name a URL:
+  host-based   http://<url-id>.lambda-url.<region>.localhost:<port>/<path>   (as Lambda)
+  path-based   http://127.0.0.1:<port>/<url-id>/<path>   for clients that cannot set Host
+
+Every request becomes a payload format 2.0 event and goes through ``app.invoker.invoke``,
+so concurrency limits, throttles, logs, metrics and metering apply as for a direct Invoke.
+Authorisation as Lambda does it: AWS_IAM URLs need a SigV4 signature (service ``lambda``)
+by a known key; NONE URLs need a resource policy statement allowing
+lambda:InvokeFunctionUrl to ``*`` with FunctionUrlAuthType NONE.
+
+Responses are buffered, including for InvokeMode RESPONSE_STREAM: the invoke path has no
+streamed result to pass on yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from firebox.api.sigv4 import verify
+from firebox.arn import FunctionRef
+from firebox.errors import FireboxError, ResourceNotFound, TooManyRequests
+from firebox.store.metadata.base import Doc
+from firebox.triggers.url_events import build_event, map_result
+
+if TYPE_CHECKING:
+    from firebox.app import App
+
+log = logging.getLogger(__name__)
+
+_HOST_RE = re.compile(r"^([a-z0-9]{32})\.lambda-url\.")
+_PATH_RE = re.compile(r"^/([a-z0-9]{32})(/.*)?$")
+# A function URL request, like a sync Invoke, carries at most 6 MB.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+def _message(status: int, message: str | None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps({"Message": message}).encode(),
+        content_type="application/json",
+    )
+
+
+def _origin_allowed(cors: Doc, origin: str) -> str | None:
+    origins = cors.get("AllowOrigins") or []
+    if "*" in origins:
+        return "*" if not cors.get("AllowCredentials") else origin
+    return origin if origin in origins else None
+
+
+def _cors_headers(cors: Doc | None, origin: str | None) -> dict[str, str]:
+    """Headers added to an ordinary response for a cross-origin caller."""
+    if not cors or not origin:
+        return {}
+    allowed = _origin_allowed(cors, origin)
+    if allowed is None:
+        return {}
+    out = {"Access-Control-Allow-Origin": allowed}
+    if cors.get("ExposeHeaders"):
+        out["Access-Control-Expose-Headers"] = ",".join(cors["ExposeHeaders"])
+    if cors.get("AllowCredentials"):
+        out["Access-Control-Allow-Credentials"] = "true"
+    if allowed != "*":
+        out["Vary"] = "Origin"
+    return out
+
+
+def _preflight(cors: Doc, request: web.Request) -> web.Response:
+    origin = request.headers.get("Origin", "")
+    allowed = _origin_allowed(cors, origin)
+    method = request.headers.get("Access-Control-Request-Method", "").upper()
+    methods = [m.upper() for m in cors.get("AllowMethods") or []]
+    headers: dict[str, str] = {}
+    if allowed is not None and method and ("*" in methods or method in methods):
+        headers["Access-Control-Allow-Origin"] = allowed
+        headers["Access-Control-Allow-Methods"] = ",".join(methods)
+        if cors.get("AllowHeaders"):
+            headers["Access-Control-Allow-Headers"] = ",".join(cors["AllowHeaders"])
+        if cors.get("MaxAge") is not None:
+            headers["Access-Control-Max-Age"] = str(cors["MaxAge"])
+        if cors.get("AllowCredentials"):
+            headers["Access-Control-Allow-Credentials"] = "true"
+        if cors.get("ExposeHeaders"):
+            headers["Access-Control-Expose-Headers"] = ",".join(cors["ExposeHeaders"])
+        if allowed != "*":
+            headers["Vary"] = "Origin"
+    return web.Response(status=200, headers=headers)
+
+
+class UrlServer:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def url_for(self, url_id: str) -> str:
+        s = self.app.settings
+        return f"http://{url_id}.lambda-url.{s.region}.localhost:{s.url_port}/"
+
+    async def start(self) -> None:
+        web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+        web_app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.app.settings.host, self.app.settings.url_port, reuse_address=True
+        )
+        await site.start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _locate(self, request: web.Request) -> tuple[str, str, str] | None:
+        """(url id, path the function sees, raw path as the client sent it)."""
+        raw = request.raw_path.split("?", 1)[0]
+        m = _HOST_RE.match(request.host.lower())
+        if m:
+            return m[1], raw, raw
+        m = _PATH_RE.match(raw)
+        if m:
+            return m[1], m[2] or "/", raw
+        return None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        located = self._locate(request)
+        if located is None:
+            return _message(403, "Forbidden")
+        url_id, path, _ = located
+        hit = self.app.triggers.urls.lookup(url_id)
+        if hit is None:
+            return _message(403, "Forbidden")
+        name, qualifier, config = hit
+        cors = config.get("Cors")
+        origin = request.headers.get("Origin")
+        if (
+            request.method == "OPTIONS"
+            and cors
+            and "Access-Control-Request-Method" in request.headers
+        ):
+            return _preflight(cors, request)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _message(413, "Request Entity Too Large")
+        if config["AuthType"] == "AWS_IAM":
+            try:
+                caller = verify(
+                    request.method,
+                    request.raw_path,
+                    request.headers,
+                    body,
+                    self.app.secret_for,
+                    self.app.settings.max_clock_skew_s,
+                )
+            except FireboxError:
+                return _message(403, "Forbidden")
+            if caller.service != "lambda":
+                return _message(403, "Forbidden")
+        elif not self.app.triggers.policies.allows(
+            name, qualifier, "lambda:InvokeFunctionUrl", url_auth_type="NONE", anonymous=True
+        ):
+            return _message(403, "Forbidden")
+        request_id = str(uuid.uuid4())
+        event = build_event(
+            method=request.method,
+            raw_path=path,
+            raw_query=request.query_string,
+            query=request.query,
+            headers=request.headers,
+            body=body,
+            source_ip=request.remote or "",
+            account_id=self.app.settings.account_id
+            if config["AuthType"] == "AWS_IAM"
+            else "anonymous",
+            url_id=url_id,
+            domain_name=request.host,
+            request_id=request_id,
+            protocol=f"HTTP/{request.version.major}.{request.version.minor}",
+        )
+        extra = CIMultiDict(_cors_headers(cors, origin))
+        extra["x-amzn-RequestId"] = request_id
+        try:
+            result = await self.app.invoker.invoke(
+                FunctionRef(name, qualifier),
+                json.dumps(event).encode(),
+                request_id=request_id,
+                payload_checked=True,
+            )
+        except TooManyRequests:
+            return self._finish(_message(429, "Rate Exceeded."), extra)
+        except ResourceNotFound:
+            return self._finish(_message(404, None), extra)
+        except FireboxError as exc:
+            log.info("function URL invoke of %s failed: %s", name, exc.message)
+            return self._finish(_message(502, "Internal Server Error"), extra)
+        if result.function_error:
+            return self._finish(_message(502, "Internal Server Error"), extra)
+        mapped = map_result(result.payload)
+        response = web.Response(status=mapped.status, body=mapped.body, headers=mapped.headers)
+        return self._finish(response, extra)
+
+    def _finish(self, response: web.Response, extra: CIMultiDict[str]) -> web.Response:
+        for key, value in extra.items():
+            response.headers[key] = value
+        return response
