@@ -60,8 +60,9 @@ def _signed(server, method: str, path: str, body: bytes = b"", when: str | None 
 
 
 def _send(req) -> tuple[int, dict]:
-    r = urllib.request.Request(req.url, data=req.data or None, headers=dict(req.headers),
-                               method=req.method)
+    r = urllib.request.Request(
+        req.url, data=req.data or None, headers=dict(req.headers), method=req.method
+    )
     try:
         with urllib.request.urlopen(r, timeout=10) as resp:
             return resp.status, dict(resp.headers)
@@ -70,8 +71,9 @@ def _send(req) -> tuple[int, dict]:
 
 
 def test_stale_signature_is_refused(server):
-    status, headers = _send(_signed(server, "GET", "/2015-03-31/functions",
-                                    when="20200101T000000Z"))
+    status, headers = _send(
+        _signed(server, "GET", "/2015-03-31/functions", when="20200101T000000Z")
+    )
     assert status == 403
     assert headers["x-amzn-ErrorType"] == "InvalidSignatureException"
 
@@ -93,15 +95,39 @@ def test_aws_cli_works_against_the_server(server):
         "HOME": "/nonexistent",
     }
     out = subprocess.run(
-        [sys.executable, "-m", "awscli", "lambda", "list-functions",
-         "--endpoint-url", server.endpoint, "--output", "json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "awscli",
+            "lambda",
+            "list-functions",
+            "--endpoint-url",
+            server.endpoint,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert '"Functions"' in out.stdout
     out = subprocess.run(
-        [sys.executable, "-m", "awscli", "lambda", "get-function", "--function-name", "nope",
-         "--endpoint-url", server.endpoint],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "awscli",
+            "lambda",
+            "get-function",
+            "--function-name",
+            "nope",
+            "--endpoint-url",
+            server.endpoint,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert out.returncode != 0 and "ResourceNotFoundException" in out.stderr

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from botocore.exceptions import ClientError
+
 from conftest import invoke_json, python_function, unique
 from shapes import assert_shape
 
@@ -16,13 +17,13 @@ SLOW = "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    retu
 def test_put_get_delete_function_concurrency(lam):
     name = unique()
     python_function(lam, name, SLOW)
-    assert lam.get_function_concurrency(FunctionName=name).get(
-        "ReservedConcurrentExecutions") is None
+    assert (
+        lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions") is None
+    )
     resp = lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=5)
     assert_shape("lambda", "PutFunctionConcurrency", resp)
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 5
-    assert lam.get_function(FunctionName=name)["Concurrency"] == {
-        "ReservedConcurrentExecutions": 5}
+    assert lam.get_function(FunctionName=name)["Concurrency"] == {"ReservedConcurrentExecutions": 5}
     lam.delete_function_concurrency(FunctionName=name)
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=name)
 

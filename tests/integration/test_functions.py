@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
+
 from conftest import ROLE, invoke_json, make_zip, python_function, unique
 from shapes import assert_shape
 
@@ -25,10 +26,18 @@ def test_create_function_returns_exact_sha_and_size(lam):
     name = unique()
     data = make_zip({"app.py": CODE})
     resp = lam.create_function(
-        FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
-        Code={"ZipFile": data}, MemorySize=256, Timeout=10, Description="d",
-        Environment={"Variables": {"AB": "1"}}, EphemeralStorage={"Size": 1024},
-        Architectures=["x86_64"], Tags={"team": "x"},
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": data},
+        MemorySize=256,
+        Timeout=10,
+        Description="d",
+        Environment={"Variables": {"AB": "1"}},
+        EphemeralStorage={"Size": 1024},
+        Architectures=["x86_64"],
+        Tags={"team": "x"},
     )
     assert_shape("lambda", "CreateFunction", resp)
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 201
@@ -44,8 +53,14 @@ def test_create_function_returns_exact_sha_and_size(lam):
 def test_get_function_serves_the_exact_zip(lam):
     name = unique()
     data = make_zip({"app.py": CODE, "data/x.txt": "hello"})
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
-                        Handler="app.handler", Code={"ZipFile": data}, Tags={"k": "v"})
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": data},
+        Tags={"k": "v"},
+    )
     resp = lam.get_function(FunctionName=name)
     assert_shape("lambda", "GetFunction", resp)
     assert resp["Tags"] == {"k": "v"}
@@ -119,9 +134,11 @@ def test_delete_function_then_everything_is_not_found(lam):
     name = unique()
     python_function(lam, name, CODE)
     lam.delete_function(FunctionName=name)
-    for call in (lambda: lam.get_function(FunctionName=name),
-                 lambda: lam.invoke(FunctionName=name),
-                 lambda: lam.delete_function(FunctionName=name)):
+    for call in (
+        lambda: lam.get_function(FunctionName=name),
+        lambda: lam.invoke(FunctionName=name),
+        lambda: lam.delete_function(FunctionName=name),
+    ):
         with pytest.raises(ClientError) as exc:
             call()
         assert error_of(exc) == ("ResourceNotFoundException", 404)
@@ -146,18 +163,32 @@ def test_create_twice_is_a_conflict(lam):
         ({"Role": "not-a-role"}, "ValidationException", 400),
         ({"FunctionName": "bad name!"}, "ValidationException", 400),
         ({"Code": {"ZipFile": b"this is not a zip"}}, "InvalidParameterValueException", 400),
-        ({"Environment": {"Variables": {"AWS_REGION": "x"}}},
-         "InvalidParameterValueException", 400),
-        ({"Environment": {"Variables": {"BIG": "x" * 5000}}},
-         "InvalidParameterValueException", 400),
+        (
+            {"Environment": {"Variables": {"AWS_REGION": "x"}}},
+            "InvalidParameterValueException",
+            400,
+        ),
+        (
+            {"Environment": {"Variables": {"BIG": "x" * 5000}}},
+            "InvalidParameterValueException",
+            400,
+        ),
         ({"EphemeralStorage": {"Size": 20000}}, "ValidationException", 400),
-        ({"Layers": ["arn:aws:lambda:us-east-1:000000000000:layer:nope:1"]},
-         "InvalidParameterValueException", 400),
+        (
+            {"Layers": ["arn:aws:lambda:us-east-1:000000000000:layer:nope:1"]},
+            "InvalidParameterValueException",
+            400,
+        ),
     ],
 )
 def test_bad_create_input_gets_aws_error(lam, overrides, code, status):
-    params = dict(FunctionName=unique(), Runtime="python3.11", Role=ROLE,
-                  Handler="app.handler", Code={"ZipFile": make_zip({"app.py": CODE})})
+    params = dict(
+        FunctionName=unique(),
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": CODE})},
+    )
     params.update(overrides)
     with pytest.raises(ClientError) as exc:
         lam.create_function(**params)
@@ -174,8 +205,11 @@ def _post(url, body, headers):
 
 
 def test_unsigned_request_is_refused_before_parsing(server):
-    status, headers, body = _post(server.endpoint + "/2015-03-31/functions", b"{not json",
-                                  {"Content-Type": "application/json"})
+    status, headers, body = _post(
+        server.endpoint + "/2015-03-31/functions",
+        b"{not json",
+        {"Content-Type": "application/json"},
+    )
     assert status == 403
     assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
 
@@ -185,10 +219,15 @@ def test_signed_malformed_json_is_invalid_request_content(server):
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    req = AWSRequest(method="POST", url=server.endpoint + "/2015-03-31/functions",
-                     data=b"{not json", headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(server.access_key, server.secret_key), "lambda",
-              "us-east-1").add_auth(req)
+    req = AWSRequest(
+        method="POST",
+        url=server.endpoint + "/2015-03-31/functions",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    SigV4Auth(Credentials(server.access_key, server.secret_key), "lambda", "us-east-1").add_auth(
+        req
+    )
     status, headers, body = _post(req.url, req.body, dict(req.headers))
     assert status == 400
     assert headers["x-amzn-ErrorType"] == "InvalidRequestContentException"

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from botocore.exceptions import ClientError
+
 from conftest import invoke_json, python_function, unique
 
 
@@ -19,14 +20,20 @@ def error_code(exc) -> tuple[str, int]:
 
 def test_payload_round_trip_and_context(lam):
     name = unique()
-    python_function(lam, name, (
-        "def handler(event, context):\n"
-        "    return {'event': event, 'name': context.function_name,\n"
-        "            'version': context.function_version, 'mem': context.memory_limit_in_mb,\n"
-        "            'rid': context.aws_request_id, 'group': context.log_group_name,\n"
-        "            'stream': context.log_stream_name,\n"
-        "            'remaining': context.get_remaining_time_in_millis()}\n"
-    ), MemorySize=256, Timeout=5)
+    python_function(
+        lam,
+        name,
+        (
+            "def handler(event, context):\n"
+            "    return {'event': event, 'name': context.function_name,\n"
+            "            'version': context.function_version, 'mem': context.memory_limit_in_mb,\n"
+            "            'rid': context.aws_request_id, 'group': context.log_group_name,\n"
+            "            'stream': context.log_stream_name,\n"
+            "            'remaining': context.get_remaining_time_in_millis()}\n"
+        ),
+        MemorySize=256,
+        Timeout=5,
+    )
     body, resp = invoke_json(lam, name, {"nested": [1, 2, {"a": None}]})
     assert resp["StatusCode"] == 200 and "FunctionError" not in resp
     assert resp["ExecutedVersion"] == "$LATEST"
@@ -41,10 +48,14 @@ def test_payload_round_trip_and_context(lam):
 
 def test_function_error_is_200_with_unhandled(lam):
     name = unique()
-    python_function(lam, name, (
-        "class MyError(Exception):\n    pass\n"
-        "def handler(event, context):\n    raise MyError('it broke')\n"
-    ))
+    python_function(
+        lam,
+        name,
+        (
+            "class MyError(Exception):\n    pass\n"
+            "def handler(event, context):\n    raise MyError('it broke')\n"
+        ),
+    )
     body, resp = invoke_json(lam, name)
     assert resp["StatusCode"] == 200
     assert resp["FunctionError"] == "Unhandled"
@@ -72,12 +83,17 @@ def test_missing_handler_is_reported(lam):
 
 def test_timeout_returns_task_timed_out_and_next_invoke_works(lam):
     name = unique()
-    python_function(lam, name, (
-        "import time\n"
-        "def handler(event, context):\n"
-        "    if event.get('sleep'):\n        time.sleep(30)\n"
-        "    return 'fine'\n"
-    ), Timeout=1)
+    python_function(
+        lam,
+        name,
+        (
+            "import time\n"
+            "def handler(event, context):\n"
+            "    if event.get('sleep'):\n        time.sleep(30)\n"
+            "    return 'fine'\n"
+        ),
+        Timeout=1,
+    )
     body, resp = invoke_json(lam, name, {"sleep": True}, LogType="Tail")
     assert resp["FunctionError"] == "Unhandled"
     assert "Task timed out after 1.00 seconds" in body["errorMessage"]
@@ -87,12 +103,16 @@ def test_timeout_returns_task_timed_out_and_next_invoke_works(lam):
 
 def test_crash_reports_exit_error_and_recovers(lam):
     name = unique()
-    python_function(lam, name, (
-        "import os\n"
-        "def handler(event, context):\n"
-        "    if event.get('die'):\n        os._exit(3)\n"
-        "    return 'alive'\n"
-    ))
+    python_function(
+        lam,
+        name,
+        (
+            "import os\n"
+            "def handler(event, context):\n"
+            "    if event.get('die'):\n        os._exit(3)\n"
+            "    return 'alive'\n"
+        ),
+    )
     body, resp = invoke_json(lam, name, {"die": True})
     assert resp["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Runtime.ExitError"
@@ -102,8 +122,9 @@ def test_crash_reports_exit_error_and_recovers(lam):
 
 def test_log_tail_has_start_end_report_and_init_only_when_cold(lam):
     name = unique()
-    python_function(lam, name, "def handler(e, c):\n    print('hello from', e['n'])\n    "
-                    "return 1\n")
+    python_function(
+        lam, name, "def handler(e, c):\n    print('hello from', e['n'])\n    return 1\n"
+    )
     _, cold = invoke_json(lam, name, {"n": 1}, LogType="Tail")
     text = base64.b64decode(cold["LogResult"]).decode()
     rid = cold["ResponseMetadata"]["RequestId"]
@@ -111,8 +132,13 @@ def test_log_tail_has_start_end_report_and_init_only_when_cold(lam):
     assert "hello from 1" in text
     assert f"END RequestId: {rid}" in text
     report = [line for line in text.splitlines() if line.startswith("REPORT")][0]
-    for field in ("Duration:", "Billed Duration:", "Memory Size: 128 MB", "Max Memory Used:",
-                  "Init Duration:"):
+    for field in (
+        "Duration:",
+        "Billed Duration:",
+        "Memory Size: 128 MB",
+        "Max Memory Used:",
+        "Init Duration:",
+    ):
         assert field in report
     _, warm = invoke_json(lam, name, {"n": 2}, LogType="Tail")
     text = base64.b64decode(warm["LogResult"]).decode()
@@ -171,10 +197,11 @@ def test_client_context_reaches_the_handler(lam):
 
 def test_concurrent_invokes_scale_out(lam):
     name = unique()
-    python_function(lam, name, (
-        "import os, time\n"
-        "def handler(e, c):\n    time.sleep(0.5)\n    return os.getpid()\n"
-    ))
+    python_function(
+        lam,
+        name,
+        ("import os, time\ndef handler(e, c):\n    time.sleep(0.5)\n    return os.getpid()\n"),
+    )
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         pids = list(pool.map(lambda _: invoke_json(lam, name)[0], range(4)))
     assert len(set(pids)) == 4, pids

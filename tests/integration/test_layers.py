@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+
 from conftest import ROLE, invoke_json, make_zip, unique
 from shapes import assert_shape
 
@@ -11,8 +12,12 @@ from shapes import assert_shape
 def test_layer_lifecycle(lam):
     name = unique("layer")
     data = make_zip({"python/helper_mod.py": "VALUE = 1\n"})
-    v1 = lam.publish_layer_version(LayerName=name, Content={"ZipFile": data},
-                                   CompatibleRuntimes=["python3.11"], Description="first")
+    v1 = lam.publish_layer_version(
+        LayerName=name,
+        Content={"ZipFile": data},
+        CompatibleRuntimes=["python3.11"],
+        Description="first",
+    )
     assert_shape("lambda", "PublishLayerVersion", v1)
     assert v1["Version"] == 1 and v1["LayerVersionArn"].endswith(f":layer:{name}:1")
     v2 = lam.publish_layer_version(LayerName=name, Content={"ZipFile": data})
@@ -42,8 +47,11 @@ def test_layer_lifecycle(lam):
 def test_function_sees_layers_in_order_under_opt(lam):
     first = lam.publish_layer_version(
         LayerName=unique("l1"),
-        Content={"ZipFile": make_zip({"python/shared.py": "WHO = 'first'\n",
-                                      "python/only_first.py": "X = 1\n"})},
+        Content={
+            "ZipFile": make_zip(
+                {"python/shared.py": "WHO = 'first'\n", "python/only_first.py": "X = 1\n"}
+            )
+        },
     )["LayerVersionArn"]
     second = lam.publish_layer_version(
         LayerName=unique("l2"),
@@ -57,9 +65,14 @@ def test_function_sees_layers_in_order_under_opt(lam):
         "    return {'who': shared.WHO, 'x': only_first.X,\n"
         "            'listing': sorted(os.listdir(os.path.join(opt, 'python')))}\n"
     )
-    resp = lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
-                               Handler="app.handler", Code={"ZipFile": make_zip({"app.py": code})},
-                               Layers=[first, second])
+    resp = lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": code})},
+        Layers=[first, second],
+    )
     assert [la["Arn"] for la in resp["Layers"]] == [first, second]
     body, _ = invoke_json(lam, name)
     assert body["who"] == "second" and body["x"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from botocore.exceptions import ClientError
+
 from conftest import invoke_json, make_zip, python_function, unique
 
 
@@ -15,13 +16,13 @@ def test_state_survives_clean_restart(server_factory):
     python_function(lam, name, "def handler(e, c):\n    return 'v1'\n")
     lam.publish_version(FunctionName=name)
     lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
-    layer = lam.publish_layer_version(LayerName=unique("lay"),
-                                      Content={"ZipFile": make_zip({"a.txt": "a"})})
+    layer = lam.publish_layer_version(
+        LayerName=unique("lay"), Content={"ZipFile": make_zip({"a.txt": "a"})}
+    )
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=3)
     server.restart()
     lam = server.client()
-    assert lam.get_function(FunctionName=name)["Concurrency"][
-        "ReservedConcurrentExecutions"] == 3
+    assert lam.get_function(FunctionName=name)["Concurrency"]["ReservedConcurrentExecutions"] == 3
     assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "1"
     assert lam.get_layer_version_by_arn(Arn=layer["LayerVersionArn"])["Version"] == 1
     assert invoke_json(lam, name, Qualifier="live")[0] == "v1"
@@ -55,8 +56,11 @@ def test_kill_9_mid_writes_loses_no_acknowledged_write(server_factory):
     thread.join(30)
     server.start()
     lam = server.client()
-    names = {f["FunctionName"] for p in lam.get_paginator("list_functions").paginate()
-             for f in p["Functions"]}
+    names = {
+        f["FunctionName"]
+        for p in lam.get_paginator("list_functions").paginate()
+        for f in p["Functions"]
+    }
     missing = [n for n in acknowledged if n not in names]
     assert not missing, missing
     # Each acknowledged function is whole: its code runs.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+
 from conftest import invoke_json, make_zip, python_function, unique
 from shapes import assert_shape
 
 
 def code(value: str) -> str:
-    return f"def handler(e, c):\n    return {{'v': {value!r}, 'ver': c.function_version, " \
+    return (
+        f"def handler(e, c):\n    return {{'v': {value!r}, 'ver': c.function_version, "
         "'arn': c.invoked_function_arn}\n"
+    )
 
 
 def error_code(exc) -> tuple[str, int]:
@@ -55,8 +58,11 @@ def test_list_versions_includes_latest_and_paginates(lam, fn):
     for i in range(3):
         lam.update_function_configuration(FunctionName=fn, Timeout=3 + i)
         lam.publish_version(FunctionName=fn)
-    pages = list(lam.get_paginator("list_versions_by_function").paginate(
-        FunctionName=fn, PaginationConfig={"PageSize": 2}))
+    pages = list(
+        lam.get_paginator("list_versions_by_function").paginate(
+            FunctionName=fn, PaginationConfig={"PageSize": 2}
+        )
+    )
     for page in pages:
         assert_shape("lambda", "ListVersionsByFunction", page)
     versions = [v["Version"] for p in pages for v in p["Versions"]]
@@ -65,8 +71,7 @@ def test_list_versions_includes_latest_and_paginates(lam, fn):
 
 def test_alias_crud_and_invoke(lam, fn):
     lam.publish_version(FunctionName=fn)
-    alias = lam.create_alias(FunctionName=fn, Name="live", FunctionVersion="1",
-                             Description="prod")
+    alias = lam.create_alias(FunctionName=fn, Name="live", FunctionVersion="1", Description="prod")
     assert_shape("lambda", "CreateAlias", alias)
     assert alias["AliasArn"].endswith(f":{fn}:live")
     body, resp = invoke_json(lam, fn, Qualifier="live")
@@ -104,24 +109,32 @@ def test_alias_routing_splits_traffic_by_weight(lam, fn):
     lam.publish_version(FunctionName=fn)
     lam.update_function_code(FunctionName=fn, ZipFile=make_zip({"app.py": code("two")}))
     lam.publish_version(FunctionName=fn)
-    lam.create_alias(FunctionName=fn, Name="canary", FunctionVersion="1",
-                     RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    lam.create_alias(
+        FunctionName=fn,
+        Name="canary",
+        FunctionVersion="1",
+        RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}},
+    )
     seen = {"1": 0, "2": 0}
     for _ in range(60):
         _, resp = invoke_json(lam, fn, Qualifier="canary")
         seen[resp["ExecutedVersion"]] += 1
     assert seen["1"] > 10 and seen["2"] > 10, seen
-    lam.update_alias(FunctionName=fn, Name="canary",
-                     RoutingConfig={"AdditionalVersionWeights": {}})
-    assert {invoke_json(lam, fn, Qualifier="canary")[1]["ExecutedVersion"]
-            for _ in range(5)} == {"1"}
+    lam.update_alias(FunctionName=fn, Name="canary", RoutingConfig={"AdditionalVersionWeights": {}})
+    assert {invoke_json(lam, fn, Qualifier="canary")[1]["ExecutedVersion"] for _ in range(5)} == {
+        "1"
+    }
 
 
 def test_routing_to_latest_is_refused(lam, fn):
     lam.publish_version(FunctionName=fn)
     with pytest.raises(ClientError) as exc:
-        lam.create_alias(FunctionName=fn, Name="bad", FunctionVersion="$LATEST",
-                         RoutingConfig={"AdditionalVersionWeights": {"1": 0.5}})
+        lam.create_alias(
+            FunctionName=fn,
+            Name="bad",
+            FunctionVersion="$LATEST",
+            RoutingConfig={"AdditionalVersionWeights": {"1": 0.5}},
+        )
     assert error_code(exc) == ("InvalidParameterValueException", 400)
 
 

@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+
+from firebox.settings import SettingsError, load_settings
+
+
+def test_flags_beat_environment_beat_config_file(tmp_path: Path):
+    cfg = tmp_path / "firebox.toml"
+    cfg.write_text('port = 7000\nregion = "eu-west-1"\nkeepalive_s = 10\n')
+    s = load_settings(
+        flags={"port": 7002},
+        environ={"FIREBOX_PORT": "7001", "FIREBOX_KEEPALIVE_S": "20"},
+        config_file=cfg,
+    )
+    assert s.port == 7002
+    assert s.keepalive_s == 20.0
+    assert s.region == "eu-west-1"
+    assert s.data_dir.is_absolute()
+
+
+def test_bad_values_are_refused_with_the_setting_named():
+    with pytest.raises(SettingsError, match="FIREBOX_PORT"):
+        load_settings(environ={"FIREBOX_PORT": "many"})
+    with pytest.raises(SettingsError, match="account_id"):
+        load_settings(environ={"FIREBOX_ACCOUNT_ID": "12"})
+    with pytest.raises(SettingsError, match="sandbox"):
+        load_settings(flags={"sandbox": "docker"}, environ={})
+
+
+def test_tuple_and_bool_settings_parse_from_environment():
+    s = load_settings(
+        environ={"FIREBOX_ASYNC_RETRY_DELAYS_S": "0.5,1", "FIREBOX_ALLOW_UNSANDBOXED": "yes"}
+    )
+    assert s.async_retry_delays_s == (0.5, 1.0)
+    assert s.allow_unsandboxed is True
