@@ -40,6 +40,8 @@ class Settings:
 
     # Execution environments.
     keepalive_s: float = 300.0
+    # Adapt the keep-alive per function to its rhythm (workers/keepalive.py).
+    keepalive_adaptive: bool = True
     max_lifetime_s: float = 4 * 3600.0
     account_concurrency: int = 1000
     min_unreserved_concurrency: int = 100

@@ -189,6 +189,20 @@ class Environment:
         except TimeoutError:
             log.warning("environment %s did not exit after SIGKILL", self.id)
 
+    async def initialised(self, timeout_s: float = INIT_TIMEOUT_S) -> tuple[str, bytes, str] | None:
+        """Wait for Init to finish ahead of any invoke (provisioned concurrency): None once
+        the runtime waits for its first invocation, else (kind, body, error type)."""
+        try:
+            result = await asyncio.wait_for(asyncio.shield(self._init_done), timeout_s)
+        except TimeoutError:
+            self.kill()
+            return ("init_error", b"Init phase timed out", "Runtime.InitTimeout")
+        # Init output belongs to the stream, not to the first invocation's tail.
+        self._init_log = []
+        if result is None and self.state == State.INIT:
+            self.state = State.IDLE
+        return result
+
     @property
     def alive(self) -> bool:
         return self.state != State.DEAD
