@@ -1,0 +1,210 @@
+"""cgroup v1 and v2 (detected once): one group per environment with memory (no swap),
+CPU in proportion to memory as Lambda allots it, and a pids limit.
+
+Groups live under a root named for the server's data dir (``firebox/<key>``), so that a
+server restarted on the same data dir can sweep what a dead predecessor left behind
+without touching other servers' environments on the same host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_FS = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("memory", "cpu", "pids")
+# Lambda: 1,769 MB of memory buys one full vCPU.
+MB_PER_VCPU = 1769
+CPU_PERIOD_US = 100_000
+PIDS_MAX = 1024
+
+
+def detect_version() -> int | None:
+    """2 for a unified hierarchy, 1 for v1 with our controllers, None if neither works."""
+    if (CGROUP_FS / "cgroup.controllers").exists():
+        wanted = {"memory", "cpu", "pids"}
+        have = set((CGROUP_FS / "cgroup.controllers").read_text().split())
+        return 2 if wanted <= have else None
+    if all((CGROUP_FS / c / "cgroup.procs").exists() for c in V1_CONTROLLERS):
+        return 1
+    return None
+
+
+def problems() -> list[str]:
+    version = detect_version()
+    if version is None:
+        return ["no usable cgroup hierarchy (need memory, cpu and pids controllers)"]
+    if version == 1 and not (CGROUP_FS / "memory" / "memory.memsw.limit_in_bytes").exists():
+        return [
+            "cgroup v1 memory controller lacks swap accounting (memory.memsw.*): boot "
+            "with swapaccount=1"
+        ]
+    if not os.access(CGROUP_FS / ("memory" if version == 1 else ""), os.W_OK):
+        return ["cgroup filesystem is not writable"]
+    return []
+
+
+def cpu_quota_us(memory_mb: int, period_us: int = CPU_PERIOD_US) -> int:
+    return max(1000, period_us * memory_mb // MB_PER_VCPU)
+
+
+@dataclass(slots=True)
+class Group:
+    """One environment's cgroup(s): a directory per controller on v1, one on v2."""
+
+    version: int
+    dirs: dict[str, Path]  # controller -> directory ("" on v2)
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+    def _mem(self) -> Path:
+        return self.dirs["memory" if self.version == 1 else ""]
+
+    def set_limits(self, memory_mb: int) -> None:
+        limit = memory_mb * 1024 * 1024
+        quota = cpu_quota_us(memory_mb)
+        if self.version == 1:
+            mem = self.dirs["memory"]
+            # memsw must stay >= limit: lower memsw last when shrinking, first when growing.
+            current = int((mem / "memory.limit_in_bytes").read_text())
+            order = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+            if limit > current:
+                order = order[::-1]
+            for name in order:
+                (mem / name).write_text(str(limit))
+            (self.dirs["cpu"] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (self.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            d = self.dirs[""]
+            (d / "memory.max").write_text(str(limit))
+            (d / "memory.swap.max").write_text("0")
+            (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+
+    def max_memory_mb(self) -> int:
+        mem = self._mem()
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        try:
+            return max(1, -(-int((mem / name).read_text()) // (1024 * 1024)))
+        except (OSError, ValueError):
+            return 0
+
+    def oom_killed(self) -> bool:
+        mem = self._mem()
+        try:
+            if self.version == 1:
+                text = (mem / "memory.oom_control").read_text()
+                fields = dict(line.split() for line in text.splitlines() if line.strip())
+                if "oom_kill" in fields:
+                    return int(fields["oom_kill"]) > 0
+                return int((mem / "memory.failcnt").read_text()) > 0
+            fields = dict(
+                line.split()
+                for line in (mem / "memory.events").read_text().splitlines()
+                if line.strip()
+            )
+            return int(fields.get("oom_kill", "0")) > 0
+        except (OSError, ValueError):
+            return False
+
+    def kill_all(self) -> None:
+        for d in self.dirs.values():
+            kill_procs(d)
+
+    def remove(self) -> bool:
+        """rmdir the group; False while processes are still leaving it."""
+        ok = True
+        for d in self.dirs.values():
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                ok = False
+        return ok
+
+
+def kill_procs(d: Path) -> None:
+    try:
+        pids = (d / "cgroup.procs").read_text().split()
+    except OSError:
+        return
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+class Hierarchy:
+    """The groups of one server: ``<controller>/firebox/<key>/<env>``."""
+
+    def __init__(self, key: str) -> None:
+        version = detect_version()
+        if version is None:
+            raise OSError("no usable cgroup hierarchy")
+        self.version = version
+        if version == 1:
+            self.roots = {c: CGROUP_FS / c / "firebox" / key for c in V1_CONTROLLERS}
+        else:
+            self.roots = {"": CGROUP_FS / "firebox" / key}
+
+    def setup(self) -> None:
+        for root in self.roots.values():
+            root.mkdir(parents=True, exist_ok=True)
+            if self.version == 2:
+                for d in (root.parent, root):
+                    (d / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+
+    def create(self, name: str) -> Group:
+        dirs = {ctrl: root / name for ctrl, root in self.roots.items()}
+        group = Group(self.version, dirs)
+        try:
+            for ctrl, d in dirs.items():
+                d.mkdir()
+                if ctrl == "pids" or self.version == 2:
+                    (d / "pids.max").write_text(str(PIDS_MAX))
+                if ctrl == "memory":
+                    # Kill on OOM rather than pause the group (v1 default is to kill too,
+                    # but be explicit), and never use swap.
+                    with contextlib.suppress(OSError):
+                        (d / "memory.swappiness").write_text("0")
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    def sweep(self) -> int:
+        """Kill and remove every group left under our root (a dead server's). Returns count."""
+        count = 0
+        for root in self.roots.values():
+            if not root.is_dir():
+                continue
+            for d in root.iterdir():
+                if d.is_dir():
+                    kill_procs(d)
+                    count += 1
+        for root in self.roots.values():
+            if not root.is_dir():
+                continue
+            for d in root.iterdir():
+                if d.is_dir():
+                    for _ in range(100):
+                        try:
+                            d.rmdir()
+                            break
+                        except FileNotFoundError:
+                            break
+                        except OSError:
+                            kill_procs(d)
+                            import time
+
+                            time.sleep(0.01)
+        return count
+
+    def remove_root(self) -> None:
+        for root in self.roots.values():
+            with contextlib.suppress(OSError):
+                root.rmdir()

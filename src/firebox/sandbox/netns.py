@@ -1,0 +1,81 @@
+"""Outbound network for an environment's own network namespace, through slirp4netns.
+
+slirp4netns is a user-space TCP/IP stack: the namespace gets a tap device (10.0.2.100,
+gateway 10.0.2.2) whose traffic slirp4netns re-originates as ordinary sockets of the host.
+Nothing can connect inbound, and ``--disable-host-loopback`` keeps the gateway from
+reaching the host's 127.0.0.1 (where the Firebox API and other services listen).
+
+(pasta, from the passt package, was the first choice, but the Debian 12 build drops to
+``nobody`` before it opens the target namespace and so cannot serve a root-owned one.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+
+
+def problems() -> list[str]:
+    if shutil.which("slirp4netns") is None:
+        return ["slirp4netns (Debian package slirp4netns) not found: no outbound network"]
+    return []
+
+
+class Network:
+    """One slirp4netns process serving one environment's network namespace."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._exit_w: int | None = None
+
+    def start(self) -> None:
+        # It exits by itself when this pipe closes, even if the server dies first.
+        exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    "slirp4netns",
+                    "--configure",
+                    "--mtu=65520",
+                    "--disable-host-loopback",
+                    "--enable-sandbox",
+                    "--enable-seccomp",
+                    f"--exit-fd={exit_r}",
+                    str(self.pid),
+                    "tap0",
+                ],
+                pass_fds=[exit_r],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        finally:
+            os.close(exit_r)
+        self._exit_w = exit_w
+
+    def stop(self) -> None:
+        if self._exit_w is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._exit_w)
+            self._exit_w = None
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.kill()
+        _reap_soon(proc)
+
+
+def _reap_soon(proc: subprocess.Popen[bytes], tries: int = 100) -> None:
+    if proc.poll() is not None or tries <= 0:
+        return
+    try:
+        asyncio.get_running_loop().call_later(0.05, _reap_soon, proc, tries - 1)
+    except RuntimeError:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(1)

@@ -1,0 +1,581 @@
+"""The ``process`` backend: Linux namespaces, cgroups and a zygote per runtime.
+
+The server never forks itself (it has threads). Per runtime it starts one zygote
+(``zygote.py``, under that runtime's interpreter) and talks to it over a Unix socket: the
+zygote forks children that join their cgroups and namespaces ahead of time (the pool) and
+hands back, per child, a pidfd, the read end of its log pipe and a control socket; the
+child itself sends its Runtime API listener, made inside its own network namespace. A cold
+start then costs one message to a waiting child (its limits and its function).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import ctypes.util
+import hashlib
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from firebox.runtime.runtimes import RuntimeInfo, client_dir
+from firebox.sandbox import cgroups, netns
+from firebox.sandbox.base import ExitInfo, SandboxSpec, SandboxUnavailable
+from firebox.sandbox.netns import Network
+from firebox.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ZYGOTE_SCRIPT = Path(__file__).with_name("zygote.py")
+RUNTIME_API = "127.0.0.1:9001"
+_MAX_FDS = 4
+
+
+@cache
+def host_problems() -> list[str]:
+    """Why the process backend cannot run on this host (empty when it can)."""
+    problems: list[str] = []
+    if not os.path.exists("/tmp/firebox-process-dev"):  # TEMP while under construction
+        return ["process backend under construction"]
+    if sys.platform != "linux":
+        return ["the process sandbox needs Linux"]
+    if os.geteuid() != 0:
+        problems.append("needs root: creates namespaces and cgroups")
+        return problems
+    for ns in ("pid", "mnt", "net", "ipc", "uts", "cgroup"):
+        if not os.path.exists(f"/proc/self/ns/{ns}"):
+            problems.append(f"kernel lacks {ns} namespaces")
+    problems.extend(cgroups.problems())
+    if ctypes.util.find_library("seccomp") is None:
+        problems.append("libseccomp (Debian package libseccomp2) not found")
+    if not hasattr(os, "pidfd_open"):
+        problems.append("this Python lacks os.pidfd_open")
+    problems.extend(netns.problems())
+    if not problems:
+        problems.extend(_probe_namespaces())
+    return problems
+
+
+def _probe_namespaces() -> list[str]:
+    """Really create the namespaces once, in a throwaway process."""
+    code = (
+        "import ctypes,os\n"
+        "libc=ctypes.CDLL(None,use_errno=True)\n"
+        "if libc.unshare(0x20000000|0x00020000|0x40000000|0x08000000|0x04000000|0x02000000)"
+        "!=0:\n raise SystemExit(os.strerror(ctypes.get_errno()))\n"
+        "if libc.mount(b'none',b'/',None,16384|(1<<18),None)!=0:\n"
+        " raise SystemExit('mount: '+os.strerror(ctypes.get_errno()))\n"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [f"cannot probe namespaces: {exc}"]
+    if out.returncode != 0:
+        return [f"cannot create namespaces: {out.stderr.strip() or out.stdout.strip()}"]
+    return []
+
+
+def _recv(sock: socket.socket) -> tuple[bytes, list[int]]:
+    fds = array.array("i")
+    data, anc, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return data, list(fds)
+
+
+@dataclass(slots=True)
+class Slot:
+    """A pre-forked, pre-sandboxed child waiting to learn its function."""
+
+    pid: int
+    pidfd: int
+    log_fd: int
+    ctl: socket.socket
+    listener: socket.socket
+    group: cgroups.Group
+    exit: asyncio.Future[int]
+    network: Network | None = None
+
+    def discard(self) -> None:
+        for closer in (self.ctl.close, self.listener.close):
+            with contextlib.suppress(OSError):
+                closer()
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        for fd in (self.pidfd, self.log_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self.network is not None:
+            self.network.stop()
+
+
+class ProcessSandbox:
+    def __init__(self, env_id: str, slot: Slot, backend: ProcessBackend) -> None:
+        self.env_id = env_id
+        self.runtime_api = slot.listener
+        self.log_fd = slot.log_fd
+        self._slot = slot
+        self._backend = backend
+        self._closed = False
+
+    async def wait(self) -> ExitInfo:
+        status = await asyncio.shield(self._slot.exit)
+        return ExitInfo(status, oom_killed=self._slot.group.oom_killed())
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(self._slot.pidfd, signal.SIGKILL)
+        if self._slot.network is not None:
+            self._slot.network.stop()
+
+    def max_memory_used_mb(self) -> int:
+        return self._slot.group.max_memory_mb()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.kill()
+        slot = self._slot
+        for closer in (slot.listener.close, slot.ctl.close):
+            with contextlib.suppress(OSError):
+                closer()
+        for fd in (slot.pidfd, slot.log_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._backend._release_group(slot.group)
+
+
+class Zygote:
+    """The server's end of one zygote process."""
+
+    def __init__(
+        self,
+        key: str,
+        runtime: RuntimeInfo | None,
+        work_dir: Path,
+        hierarchy: cgroups.Hierarchy,
+        network: bool,
+    ) -> None:
+        self.key = key
+        self.runtime = runtime
+        self.kind = "python" if runtime is not None and runtime.kind == "python" else "exec"
+        self.work_dir = work_dir
+        self.hierarchy = hierarchy
+        self.network = network
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self.alive = False
+        self._hello: asyncio.Future[None] | None = None
+        self._forked: dict[int, asyncio.Future[tuple[int, list[int]]]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._slot_ids = itertools.count()
+        self.pool: list[Slot] = []
+        self._refilling: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        root = self.work_dir / f"root-{self.key}"
+        root.mkdir(parents=True, exist_ok=True)
+        rt = self.runtime
+        if rt is not None and rt.kind == "python":
+            assert rt.executable is not None and rt.prefix is not None
+            exe, prefix, host_prefix = str(rt.executable), str(rt.prefix), str(rt.prefix)
+            cdir = client_dir("python")
+        else:
+            exe, prefix, host_prefix = os.path.realpath(sys.executable), "", sys.base_prefix
+            cdir = client_dir("node")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cfg = {
+            "kind": self.kind,
+            "root": str(root),
+            "client_dir": str(cdir),
+            "prefix": prefix,
+            "host_prefix": host_prefix,
+            "executable": exe,
+            "fd": theirs.fileno(),
+        }
+        try:
+            self.proc = _spawn([exe, "-B", str(ZYGOTE_SCRIPT), json.dumps(cfg)], theirs.fileno())
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self.sock = ours
+        self._hello = loop.create_future()
+        loop.add_reader(ours.fileno(), self._on_message)
+        try:
+            await asyncio.wait_for(self._hello, 30)
+        except (TimeoutError, ConnectionError) as exc:
+            self.stop()
+            raise SandboxUnavailable(f"zygote for {self.key} did not start: {exc}") from exc
+        self.alive = True
+
+    def _on_message(self) -> None:
+        assert self.sock is not None
+        while True:
+            try:
+                data, fds = _recv(self.sock)
+            except BlockingIOError:
+                return
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                self._on_death()
+                return
+            msg = json.loads(data)
+            op = msg.get("op")
+            if op == "hello" and self._hello is not None and not self._hello.done():
+                self._hello.set_result(None)
+            elif op == "forked":
+                fut = self._forked.pop(msg["slot"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result((msg["pid"], fds))
+                else:
+                    for fd in fds:
+                        os.close(fd)
+            elif op == "error":
+                fut = self._forked.pop(msg["slot"], None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(OSError(msg.get("message", "prefork failed")))
+            elif op == "exit":
+                ex = self._exits.pop(msg["pid"], None)
+                if ex is not None and not ex.done():
+                    ex.set_result(int(msg["status"]))
+
+    def _on_death(self) -> None:
+        self.alive = False
+        loop = asyncio.get_running_loop()
+        if self.sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(self.sock.fileno())
+        err = ConnectionError(f"zygote for {self.key} died")
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_exception(err)
+        for fut in self._forked.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._forked.clear()
+        # Its children were reparented away from it: their exit statuses are lost to us.
+        for ex in self._exits.values():
+            if not ex.done():
+                ex.set_result(-signal.SIGKILL)
+        self._exits.clear()
+        for slot in self.pool:
+            slot.discard()
+        self.pool.clear()
+
+    async def prefork(self) -> Slot:
+        """A new child, in its cgroups and namespaces, with its Runtime API listener."""
+        if not self.alive or self.sock is None:
+            raise SandboxUnavailable(f"zygote for {self.key} is not running")
+        loop = asyncio.get_running_loop()
+        slot_id = next(self._slot_ids)
+        group = await asyncio.to_thread(
+            self.hierarchy.create, f"{self.key}-{os.getpid()}-{slot_id}-{os.urandom(3).hex()}"
+        )
+        fut: asyncio.Future[tuple[int, list[int]]] = loop.create_future()
+        self._forked[slot_id] = fut
+        try:
+            self.sock.send(
+                json.dumps(
+                    {"op": "prefork", "slot": slot_id, "cgroups": group.procs_files}
+                ).encode()
+            )
+            pid, fds = await asyncio.wait_for(fut, 30)
+        except BaseException:
+            self._forked.pop(slot_id, None)
+            group.kill_all()
+            group.remove()
+            raise
+        exit_fut: asyncio.Future[int] = loop.create_future()
+        self._exits[pid] = exit_fut
+        pidfd, log_fd, ctl_fd = fds
+        ctl = socket.socket(fileno=ctl_fd)
+        try:
+            listener = await self._await_ready(ctl, exit_fut)
+        except BaseException:
+            ctl.close()
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            os.close(pidfd)
+            os.close(log_fd)
+            self._release_later(group, exit_fut)
+            raise
+        slot = Slot(pid, pidfd, log_fd, ctl, listener, group, exit_fut)
+        os.set_blocking(log_fd, False)
+        if self.network:
+            slot.network = Network(pid)
+            slot.network.start()
+        return slot
+
+    async def _await_ready(
+        self, ctl: socket.socket, exit_fut: asyncio.Future[int]
+    ) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[socket.socket] = loop.create_future()
+        ctl.setblocking(False)
+
+        def on_ready() -> None:
+            try:
+                data, fds = _recv(ctl)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                ready.set_exception(exc)
+                return
+            finally:
+                if not ready.done():
+                    loop.remove_reader(ctl.fileno())
+            if not fds:
+                ready.set_exception(ConnectionError("sandbox child ended before it was ready"))
+                return
+            for extra in fds[1:]:
+                os.close(extra)
+            ready.set_result(socket.socket(fileno=fds[0]))
+
+        loop.add_reader(ctl.fileno(), on_ready)
+        try:
+            waits: list[asyncio.Future[Any]] = [ready, exit_fut]
+            done, _ = await asyncio.wait(waits, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(ctl.fileno())
+        if ready in done:
+            return ready.result()
+        ready.cancel()
+        raise SandboxUnavailable(
+            "sandbox child exited before it was ready"
+            if exit_fut.done()
+            else "sandbox child setup timed out"
+        )
+
+    def _release_later(self, group: cgroups.Group, exit_fut: asyncio.Future[int]) -> None:
+        exit_fut.add_done_callback(lambda _f: _remove_group_soon(group))
+
+    async def take(self, pool_size: int) -> Slot:
+        while self.pool:
+            slot = self.pool.pop()
+            if not slot.exit.done():
+                self._refill(pool_size)
+                return slot
+            slot.discard()
+            _remove_group_soon(slot.group)
+        slot = await self.prefork()
+        self._refill(pool_size)
+        return slot
+
+    def _refill(self, pool_size: int) -> None:
+        if pool_size <= 0 or (self._refilling is not None and not self._refilling.done()):
+            return
+        self._refilling = asyncio.ensure_future(self._fill(pool_size))
+
+    async def _fill(self, pool_size: int) -> None:
+        while self.alive and len(self.pool) < pool_size:
+            try:
+                slot = await self.prefork()
+            except (OSError, SandboxUnavailable) as exc:
+                log.warning("could not refill the %s pool: %s", self.key, exc)
+                return
+            if not self.alive:
+                slot.discard()
+                return
+            self.pool.append(slot)
+
+    def stop(self) -> None:
+        self.alive = False
+        if self._refilling is not None:
+            self._refilling.cancel()
+        for slot in self.pool:
+            slot.discard()
+            _remove_group_soon(slot.group)
+        self.pool.clear()
+        if self.sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None and self.proc.poll() is None:
+            # The zygote kills its children when its socket closes; make sure of it.
+            self.proc.kill()
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+
+
+def _spawn(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
+    # A clean environment: the zygote and everything it forks must never see the server's.
+    return subprocess.Popen(
+        argv,
+        pass_fds=[fd],
+        stdin=subprocess.DEVNULL,
+        close_fds=True,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+    )
+
+
+def _remove_group_soon(group: cgroups.Group, tries: int = 50) -> None:
+    """rmdir a dead environment's cgroups, retrying while its processes finish dying."""
+    if group.remove() or tries <= 0:
+        return
+    group.kill_all()
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_running_loop().call_later(0.02, _remove_group_soon, group, tries - 1)
+
+
+@dataclass(slots=True)
+class _State:
+    zygotes: dict[str, Zygote] = field(default_factory=dict)
+    starting: dict[str, asyncio.Task[Zygote]] = field(default_factory=dict)
+    sandboxes: set[ProcessSandbox] = field(default_factory=set)
+
+
+class ProcessBackend:
+    name = "process"
+
+    def __init__(self, settings: Settings, work_dir: Path) -> None:
+        self.settings = settings
+        self.work_dir = work_dir
+        key = hashlib.sha256(str(settings.data_dir.absolute()).encode()).hexdigest()[:12]
+        self._cgroup_key = key
+        self._hierarchy: cgroups.Hierarchy | None = None
+        self._state = _State()
+
+    async def start(self) -> None:
+        problems = host_problems()
+        if problems:
+            raise SandboxUnavailable("the process sandbox cannot run here: " + "; ".join(problems))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._hierarchy = cgroups.Hierarchy(self._cgroup_key)
+        swept = await asyncio.to_thread(self._hierarchy.sweep)
+        if swept:
+            log.warning("killed %d environment(s) left by a previous server", swept)
+        self._hierarchy.setup()
+        if self.settings.pool_size > 0:
+            # Warm the runtime most functions use, off the start-up path.
+            name = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            from firebox.runtime.runtimes import available_runtimes
+
+            rt = available_runtimes().get(name)
+            if rt is not None:
+                self._start_zygote(name, rt, prefill=True)
+
+    def _zygote_key(self, rt: RuntimeInfo) -> str:
+        return rt.name if rt.kind == "python" else "exec"
+
+    def _start_zygote(
+        self, key: str, rt: RuntimeInfo | None, prefill: bool = False
+    ) -> asyncio.Task[Zygote]:
+        task = self._state.starting.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._launch(key, rt, prefill))
+            self._state.starting[key] = task
+        return task
+
+    async def _launch(self, key: str, rt: RuntimeInfo | None, prefill: bool) -> Zygote:
+        assert self._hierarchy is not None
+        zyg = Zygote(
+            key,
+            rt if rt is not None and rt.kind == "python" else None,
+            self.work_dir,
+            self._hierarchy,
+            self.settings.network,
+        )
+        try:
+            await zyg.start()
+        except BaseException:
+            self._state.starting.pop(key, None)
+            raise
+        self._state.zygotes[key] = zyg
+        if prefill:
+            zyg._refill(self.settings.pool_size)
+        return zyg
+
+    async def _zygote(self, rt: RuntimeInfo) -> Zygote:
+        key = self._zygote_key(rt)
+        zyg = self._state.zygotes.get(key)
+        if zyg is not None and zyg.alive:
+            return zyg
+        if zyg is not None:  # died: start a new one
+            self._state.zygotes.pop(key, None)
+            self._state.starting.pop(key, None)
+        return await self._start_zygote(key, rt)
+
+    async def create(self, spec: SandboxSpec) -> ProcessSandbox:
+        zyg = await self._zygote(spec.runtime)
+        slot = await zyg.take(self.settings.pool_size)
+        try:
+            slot.group.set_limits(spec.memory_mb)
+            if not (spec.network and self.settings.network) and slot.network is not None:
+                slot.network.stop()
+                slot.network = None
+            message = json.dumps(self._child_spec(spec)).encode() + b"\n"
+            slot.ctl.setblocking(True)
+            slot.ctl.sendall(message)
+            slot.ctl.close()
+        except BaseException:
+            slot.discard()
+            _remove_group_soon(slot.group)
+            raise
+        sandbox = ProcessSandbox(spec.env_id, slot, self)
+        self._state.sandboxes.add(sandbox)
+        slot.exit.add_done_callback(lambda _f: self._state.sandboxes.discard(sandbox))
+        return sandbox
+
+    def _child_spec(self, spec: SandboxSpec) -> dict[str, Any]:
+        env = dict(spec.env)
+        env.update(
+            AWS_LAMBDA_RUNTIME_API=RUNTIME_API,
+            LAMBDA_TASK_ROOT="/var/task",
+            LAMBDA_RUNTIME_DIR="/var/runtime",
+        )
+        env.setdefault("PATH", "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin")
+        rt = spec.runtime
+        argv: list[str] = []
+        if rt.kind == "node":
+            assert rt.executable is not None
+            argv = [str(rt.executable), "/var/runtime/index.js"]
+        elif rt.kind != "python":
+            argv = ["/var/task/bootstrap"]
+            if (
+                not (spec.code_dir / "bootstrap").exists()
+                and spec.opt_dir is not None
+                and (spec.opt_dir / "bootstrap").exists()
+            ):
+                argv = ["/opt/bootstrap"]
+        return {
+            "code": str(spec.code_dir.resolve()),
+            "opt": str(spec.opt_dir.resolve()) if spec.opt_dir is not None else None,
+            "tmp_mb": spec.ephemeral_mb,
+            "env": env,
+            "argv": argv,
+        }
+
+    def _release_group(self, group: cgroups.Group) -> None:
+        _remove_group_soon(group)
+
+    async def close(self) -> None:
+        for sandbox in list(self._state.sandboxes):
+            sandbox.kill()
+        for task in self._state.starting.values():
+            if not task.done():
+                task.cancel()
+        for zyg in self._state.zygotes.values():
+            zyg.stop()
+        self._state.zygotes.clear()
+        self._state.starting.clear()
+        if self._hierarchy is not None:
+            await asyncio.to_thread(self._hierarchy.sweep)
+            self._hierarchy.remove_root()
