@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from firebox.api import lambda_routes
+from firebox.api import async_routes, lambda_routes
 from firebox.api.server import build_api, presign_code_url
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.aliases import Aliases
 from firebox.control.catalog import FUNCTION, VERSION, Catalog
+from firebox.control.event_invoke import EventInvokeConfigs
 from firebox.control.functions import Functions
 from firebox.control.layers import Layers
 from firebox.control.resolve import Resolver
 from firebox.control.versions import Versions
 from firebox.credentials import RootCredentials, load_credentials
+from firebox.invoke.enqueue import EventIntake, GroupCommitter
+from firebox.invoke.pollers import Pollers
 from firebox.invoke.sync import Invoker
 from firebox.observe.logs import LogWriter
 from firebox.sandbox.base import SandboxBackend, SandboxUnavailable
@@ -29,6 +34,7 @@ from firebox.settings import Settings
 from firebox.store.code.files import FileCodeStore
 from firebox.store.logs.files import FileLogStore
 from firebox.store.metadata.sqlite import SqliteMetadataStore
+from firebox.store.queue.sqlite import SqliteEventQueue
 from firebox.triggers import Triggers
 from firebox.workers.concurrency import ConcurrencyLimiter
 from firebox.workers.manager import WorkerManager
@@ -82,7 +88,19 @@ class App:
         self.manager = WorkerManager(settings, self.backend, self.code, self.log_writer.append)
         self.invoker = Invoker(self.resolver, self.manager, self.limiter)
         self.catalog.listeners.append(self._on_function_changed)
-        self.registrars: list[Callable[[web.Application], None]] = [lambda_routes.register]
+        # Asynchronous invocation: configs, the durable queue, intake and pollers.
+        self.event_configs = EventInvokeConfigs(self.catalog)
+        self.event_queue = SqliteEventQueue(data / "queue.db")
+        self.committer = GroupCommitter(self.event_queue)
+        self.intake = EventIntake(self.resolver, self.committer)
+        self.pollers = Pollers(settings, self.event_queue, self.invoker, self.resolver,
+                               self.event_configs, self.catalog.arn)
+        self.committer.on_written.append(self.pollers.notify)
+        # A deleted function's queued events go to the failure path (dead letters).
+        self.catalog.on_delete.append(
+            lambda name: self.event_queue.discard_function(name, "FunctionDeleted", time.time()))
+        self.registrars: list[Callable[[web.Application], None]] = [
+            lambda_routes.register, async_routes.register]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -119,9 +137,18 @@ class App:
         self, ref: FunctionRef, payload: bytes, request: web.Request
     ) -> web.StreamResponse:
         """InvocationType=Event: queue durably, then 202."""
-        from firebox.errors import InvalidParameterValue
+        rid = await self.submit_event(ref, payload, request_id=request.get("request_id"))
+        return web.Response(status=202, headers={"x-amzn-RequestId": rid})
 
-        raise InvalidParameterValue("InvocationType Event is not enabled on this server")
+    async def submit_event(self, ref: FunctionRef, payload: bytes, *,
+                           request_id: str | None = None) -> str:
+        """Validate an async invoke and queue it durably (fsync'ed); its request id."""
+        return await self.intake.submit(ref, payload, request_id=request_id)
+
+    def queue_stats(self) -> dict[str, dict[str, Any]]:
+        """Per function: depth, oldest_age_s, in_flight, dead_lettered."""
+        return {name: dataclasses.asdict(s)
+                for name, s in self.event_queue.stats(time.time()).items()}
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -136,6 +163,7 @@ class App:
         await site.start()
         self._tasks.append(asyncio.create_task(self.log_writer.run()))
         self._tasks.append(asyncio.create_task(self.manager.reap_forever()))
+        self._tasks.append(asyncio.create_task(self.pollers.run()))
         await self.triggers.start()
 
     async def stop(self) -> None:
@@ -152,6 +180,7 @@ class App:
         await self.manager.close()
         await self.backend.close()
         await self.log_writer.flush()
+        self.event_queue.close()
         self.metadata.close()
 
     async def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:

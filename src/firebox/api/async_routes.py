@@ -1,0 +1,111 @@
+"""Asynchronous invocation routes: event invoke configs, the old InvokeAsync API, and
+Firebox's own view of the event queue (/_firebox/queues, /_firebox/dead-letters)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import asdict
+
+from aiohttp import web
+
+from firebox.api.server import APP_KEY, json_response, read_json
+from firebox.arn import FunctionRef, parse_function_ref
+from firebox.errors import InvalidParameterValue, ValidationError
+
+EIC = "/2019-09-25/functions/{FunctionName}/event-invoke-config"
+
+
+def _ref(request: web.Request) -> FunctionRef:
+    return parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))
+
+
+async def put_config(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    params = await read_json(request)
+    return json_response(await asyncio.to_thread(app.event_configs.put, _ref(request), params))
+
+
+async def update_config(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    params = await read_json(request)
+    return json_response(
+        await asyncio.to_thread(app.event_configs.put, _ref(request), params, True)
+    )
+
+
+async def get_config(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    return json_response(await asyncio.to_thread(app.event_configs.get, _ref(request)))
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    await asyncio.to_thread(app.event_configs.delete, _ref(request))
+    return web.Response(status=204)
+
+
+async def list_configs(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ref = parse_function_ref(request.match_info["FunctionName"])
+    if ref.qualifier is not None:
+        raise InvalidParameterValue("Qualifier is not supported for this operation")
+    raw = request.query.get("MaxItems")
+    max_items = None
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= 50:
+            raise ValidationError(
+                f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy "
+                "constraint: Member must have value between 1 and 50"
+            )
+        max_items = int(raw)
+    return json_response(
+        await asyncio.to_thread(
+            app.event_configs.list, ref.name, request.query.get("Marker"), max_items
+        )
+    )
+
+
+async def invoke_async(request: web.Request) -> web.Response:
+    """The deprecated InvokeAsync: the body is the event; 202 {"Status": 202}."""
+    app = request.app[APP_KEY]
+    ref = parse_function_ref(request.match_info["FunctionName"])
+    rid = await app.submit_event(ref, await request.read(), request_id=request["request_id"])
+    return json_response({"Status": 202}, 202, headers={"x-amzn-RequestId": rid})
+
+
+async def queues(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    return json_response(await asyncio.to_thread(app.queue_stats))
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    function = request.query.get("FunctionName") or None
+    raw = request.query.get("MaxItems", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ValidationError("MaxItems must be between 1 and 1000")
+    letters = await asyncio.to_thread(app.event_queue.dead_letters, function, int(raw))
+    out = []
+    for letter in letters:
+        item = asdict(letter)
+        payload = item.pop("payload")
+        try:
+            item["payload"] = payload.decode()
+        except UnicodeDecodeError:
+            item["payloadBase64"] = base64.b64encode(payload).decode()
+        out.append(item)
+    return json_response({"DeadLetters": out})
+
+
+def register(web_app: web.Application) -> None:
+    r = web_app.router
+    r.add_put(EIC, put_config)
+    r.add_post(EIC, update_config)
+    r.add_get(EIC, get_config)
+    r.add_delete(EIC, delete_config)
+    r.add_get(EIC + "/list", list_configs)
+    r.add_post("/2014-11-13/functions/{FunctionName}/invoke-async", invoke_async)
+    r.add_post("/2014-11-13/functions/{FunctionName}/invoke-async/", invoke_async)
+    r.add_get("/_firebox/queues", queues)
+    r.add_get("/_firebox/dead-letters", dead_letters)

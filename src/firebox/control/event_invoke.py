@@ -1,0 +1,231 @@
+"""Event invoke configs: retries, maximum event age and destinations of async invokes.
+
+One config per (function, qualifier); an unqualified call means $LATEST. Keys in the
+metadata store: ``event_invoke_config {name}/{qualifier}``. They go when the function goes
+(Catalog.on_delete).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from firebox.arn import LATEST, FunctionRef, parse_function_ref
+from firebox.control.catalog import Catalog, paginate
+from firebox.errors import InvalidParameterValue, ResourceNotFound, ValidationError
+from firebox.store.metadata.base import DeletePrefix, Doc
+
+EVENT_INVOKE_CONFIG = "event_invoke_config"
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_MAX_AGE_S = 21600
+
+_DEST_RE = re.compile(
+    r"^arn:aws[a-zA-Z0-9-]*:(?P<service>[a-zA-Z0-9-]+):(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)?:"
+    r"(?P<account>\d{12})?:(?P<rest>.+)$"
+)
+# Services a destination may name. Only Lambda functions can be reached from Firebox; the
+# others are kept so that configs copied from AWS load, and their records are dead-lettered.
+_ON_SUCCESS_SERVICES = {"lambda", "sqs", "sns", "events"}
+_ON_FAILURE_SERVICES = _ON_SUCCESS_SERVICES | {"s3"}
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncConfig:
+    """What the pollers need to know about one (function, qualifier)."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_age_s: int = DEFAULT_MAX_AGE_S
+    on_success: str = ""
+    on_failure: str = ""
+
+
+def lambda_target(arn: str) -> FunctionRef | None:
+    """The function a Lambda destination/DLQ ARN names, or None for other services."""
+    m = _DEST_RE.match(arn)
+    if m is None or m["service"] != "lambda" or not m["rest"].startswith("function:"):
+        return None
+    return parse_function_ref(arn)
+
+
+def _int_field(params: Doc, key: str, field: str, low: int, high: int) -> int | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{field}' "
+            "failed to satisfy constraint: Member must be an integer"
+        )
+    if not low <= value <= high:
+        bound = (
+            f"greater than or equal to {low}" if value < low else f"less than or equal to {high}"
+        )
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{field}' "
+            f"failed to satisfy constraint: Member must have value {bound}"
+        )
+    return value
+
+
+class EventInvokeConfigs:
+    def __init__(self, catalog: Catalog) -> None:
+        self.c = catalog
+        # The pollers read configs per event: keep them in memory, dropped on every write.
+        self._cache: dict[tuple[str, str], AsyncConfig] = {}
+        # Bumped on every write, so that a load racing a write (writes run in worker
+        # threads, loads on the loop) is never cached.
+        self._generation = 0
+        catalog.on_delete.append(self.on_function_deleted)
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _check_target(self, ref: FunctionRef) -> tuple[str, str]:
+        """(name, qualifier) after checking the function and qualifier exist."""
+        self.c.function_doc(ref.name)
+        q = ref.qualifier or LATEST
+        if q != LATEST:
+            if q.isdigit():
+                self.c.version_doc(ref.name, q)
+            else:
+                self.c.alias_doc(ref.name, q)
+        return ref.name, q
+
+    def _destination(self, name: str, params: Doc, which: str) -> str | None:
+        dest_config = params.get("DestinationConfig") or {}
+        if not isinstance(dest_config, dict):
+            raise InvalidParameterValue("DestinationConfig must be an object")
+        dest = (dest_config.get(which) or {}).get("Destination")
+        if dest in (None, ""):
+            return None
+        m = _DEST_RE.match(str(dest)) if isinstance(dest, str) and len(dest) <= 350 else None
+        allowed = _ON_SUCCESS_SERVICES if which == "OnSuccess" else _ON_FAILURE_SERVICES
+        if m is None or m["service"] not in allowed:
+            raise InvalidParameterValue(
+                f"The provided destination config DestinationConfig.{which}.Destination is "
+                f"invalid: {dest}"
+            )
+        if m["service"] == "lambda":
+            target = lambda_target(dest)
+            if target is None:
+                raise InvalidParameterValue(
+                    f"The provided destination config DestinationConfig.{which}.Destination "
+                    f"is invalid: {dest}"
+                )
+            if target.name == name:
+                raise InvalidParameterValue(
+                    "You can't specify the function as a destination for itself."
+                )
+        return str(dest)
+
+    def _shape(self, name: str, qualifier: str, doc: Doc) -> Doc:
+        out: Doc = {"LastModified": doc["LastModified"], "FunctionArn": self.c.arn(name, qualifier)}
+        for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
+            if doc.get(key) is not None:
+                out[key] = doc[key]
+        out["DestinationConfig"] = {
+            which: ({"Destination": doc[which]} if doc.get(which) else {})
+            for which in ("OnSuccess", "OnFailure")
+        }
+        return out
+
+    def _missing(self, name: str, qualifier: str) -> ResourceNotFound:
+        return ResourceNotFound(
+            f"The function {self.c.arn(name, qualifier)} doesn't have an EventInvokeConfig"
+        )
+
+    # --- API ------------------------------------------------------------------------
+
+    def put(self, ref: FunctionRef, params: Doc, merge: bool = False) -> Doc:
+        """PutFunctionEventInvokeConfig (replace) or, with merge, Update (change given fields)."""
+        with self.c.lock:
+            name, q = self._check_target(ref)
+            key = f"{name}/{q}"
+            old = self.c.store.get(EVENT_INVOKE_CONFIG, key)
+            if merge and old is None:
+                raise self._missing(name, q)
+            doc: Doc = dict(old or {}) if merge else {}
+            retries = _int_field(params, "MaximumRetryAttempts", "maximumRetryAttempts", 0, 2)
+            # The floor is AWS's 60 s unless an operator lowered it (tests do).
+            age = _int_field(
+                params,
+                "MaximumEventAgeInSeconds",
+                "maximumEventAgeInSeconds",
+                min(60, self.c.settings.async_min_event_age_s),
+                21600,
+            )
+            if retries is not None or not merge:
+                doc["MaximumRetryAttempts"] = retries
+            if age is not None or not merge:
+                doc["MaximumEventAgeInSeconds"] = age
+            dest_config = params.get("DestinationConfig")
+            for which in ("OnSuccess", "OnFailure"):
+                if not merge or (isinstance(dest_config, dict) and which in dest_config):
+                    doc[which] = self._destination(name, params, which)
+            doc["LastModified"] = time.time()
+            self.c.store.put(EVENT_INVOKE_CONFIG, key, doc)
+            self._invalidate(name, q)
+            return self._shape(name, q, doc)
+
+    def get(self, ref: FunctionRef) -> Doc:
+        name, q = self._check_target(ref)
+        doc = self.c.store.get(EVENT_INVOKE_CONFIG, f"{name}/{q}")
+        if doc is None:
+            raise self._missing(name, q)
+        return self._shape(name, q, doc)
+
+    def delete(self, ref: FunctionRef) -> None:
+        with self.c.lock:
+            name, q = self._check_target(ref)
+            if not self.c.store.delete(EVENT_INVOKE_CONFIG, f"{name}/{q}"):
+                raise self._missing(name, q)
+            self._invalidate(name, q)
+
+    def list(self, name: str, marker: str | None, max_items: int | None) -> Doc:
+        self.c.function_doc(name)
+        items = [
+            (k.split("/", 1)[1], d)
+            for k, d in self.c.store.list(EVENT_INVOKE_CONFIG, prefix=f"{name}/")
+        ]
+        page, next_marker = paginate(items, marker, max_items or 50, key=lambda i: i[0])
+        out: dict[str, Any] = {
+            "FunctionEventInvokeConfigs": [self._shape(name, q, d) for q, d in page]
+        }
+        if next_marker:
+            out["NextMarker"] = next_marker
+        return out
+
+    # --- for the pollers and the catalog ----------------------------------------------
+
+    def _invalidate(self, name: str, qualifier: str | None) -> None:
+        self._generation += 1
+        for key in [
+            k
+            for k in list(self._cache)
+            if k[0] == name and (qualifier is None or k[1] == qualifier)
+        ]:
+            self._cache.pop(key, None)
+
+    def effective(self, name: str, qualifier: str | None) -> AsyncConfig:
+        q = qualifier or LATEST
+        cached = self._cache.get((name, q))
+        if cached is not None:
+            return cached
+        generation = self._generation
+        doc = self.c.store.get(EVENT_INVOKE_CONFIG, f"{name}/{q}") or {}
+        retries = doc.get("MaximumRetryAttempts")
+        age = doc.get("MaximumEventAgeInSeconds")
+        config = AsyncConfig(
+            DEFAULT_MAX_RETRIES if retries is None else int(retries),
+            DEFAULT_MAX_AGE_S if age is None else int(age),
+            doc.get("OnSuccess") or "",
+            doc.get("OnFailure") or "",
+        )
+        if generation == self._generation:
+            self._cache[(name, q)] = config
+        return config
+
+    def on_function_deleted(self, name: str) -> None:
+        self.c.store.batch([DeletePrefix(EVENT_INVOKE_CONFIG, f"{name}/")])
+        self._invalidate(name, None)

@@ -1,0 +1,284 @@
+"""Pollers: take events off the durable queue, run them through the sync path, retry with
+backoff, and send what is left to destinations or dead letters.
+
+Lambda's rules, which this follows:
+- a function error is retried up to MaximumRetryAttempts (0-2) times, after about one
+  then two minutes (``settings.async_retry_delays_s``);
+- a throttle or a system error is retried with exponential backoff for as long as the
+  event is younger than MaximumEventAgeInSeconds;
+- an event past its maximum age is not run, it goes to the failure path;
+- OnSuccess / OnFailure destinations get an invocation record; the function's
+  DeadLetterConfig gets the event itself. Lambda-function targets are reached through
+  this same queue; others (SQS, SNS…) cannot be reached from here, so the record is kept
+  in the queue's dead-letter table, as is every failed event with nowhere to go.
+
+One fetcher claims due events (a lease as long as any function can run) and hands them to
+``settings.async_pollers`` workers; each event ends in one queue call (retry or complete),
+so a crash at any point leaves it either queued or done — never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from firebox.arn import LATEST, FunctionRef
+from firebox.control.event_invoke import AsyncConfig, EventInvokeConfigs, lambda_target
+from firebox.control.resolve import Resolver
+from firebox.errors import ResourceNotFound, TooManyRequests
+from firebox.invoke.sync import Invoker, InvokeResult
+from firebox.settings import Settings
+from firebox.store.queue.base import Completion, DeadLetter, EventQueue, QueuedEvent
+from firebox.workers.environment import new_request_id
+
+log = logging.getLogger(__name__)
+
+# Longer than the longest function timeout (900 s): a lease outlives any invoke it covers.
+LEASE_S = 960.0
+# Upper bound on how long the fetcher sleeps when it knows of nothing due (another process
+# may share a server-side queue; the wake-up event covers this process's own writes).
+IDLE_POLL_S = 1.0
+
+
+def iso_now(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _json_or_text(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return data.decode("utf-8", "replace")
+
+
+class Pollers:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: EventQueue,
+        invoker: Invoker,
+        resolver: Resolver,
+        configs: EventInvokeConfigs,
+        arn: Any,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.invoker = invoker
+        self.resolver = resolver
+        self.configs = configs
+        self.arn = arn  # (name, qualifier) -> function ARN
+        self.concurrency = max(1, settings.async_pollers)
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._busy = 0
+        self._rng = random.Random()
+
+    def notify(self) -> None:
+        """New events were written: look for due work now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        work: asyncio.Queue[QueuedEvent] = asyncio.Queue()
+        workers = [asyncio.create_task(self._worker(work)) for _ in range(self.concurrency)]
+        try:
+            await self._fetch(work)
+        finally:
+            for task in workers:
+                task.cancel()
+            for task in workers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _fetch(self, work: asyncio.Queue[QueuedEvent]) -> None:
+        while True:
+            free = self.concurrency - self._busy - work.qsize()
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            # Cleared before looking, so a write that lands after the claim still wakes us.
+            self._wake.clear()
+            now = time.time()
+            try:
+                events = await asyncio.to_thread(self.queue.claim, free, LEASE_S, now)
+            except Exception:
+                log.exception("claiming events failed")
+                await asyncio.sleep(IDLE_POLL_S)
+                continue
+            if events:
+                for event in events:
+                    work.put_nowait(event)
+                continue
+            due = await asyncio.to_thread(self.queue.next_due)
+            timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, max(0.0, due - now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _worker(self, work: asyncio.Queue[QueuedEvent]) -> None:
+        while True:
+            event = await work.get()
+            self._busy += 1
+            try:
+                await self.process(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The event stays leased and comes back when the lease ends (or at restart).
+                log.exception("processing event %s failed", event.request_id)
+            finally:
+                self._busy -= 1
+                self._slot_free.set()
+
+    # --- one event ----------------------------------------------------------------
+
+    async def process(self, event: QueuedEvent) -> None:
+        config = self.configs.effective(event.function, event.qualifier)
+        now = time.time()
+        if now - event.enqueued_at >= config.max_age_s:
+            await self._fail(event, config, "EventAgeExceeded", None)
+            return
+        ref = FunctionRef(event.function, event.qualifier)
+        try:
+            result = await self.invoker.invoke(
+                ref, event.payload, request_id=event.request_id, payload_checked=True
+            )
+        except TooManyRequests:
+            await self._back_off(event, config)
+            return
+        except ResourceNotFound:
+            await self._fail(event, config, "FunctionNotFound", None)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("async invoke of %s failed (%s); retrying", event.function, exc)
+            await self._back_off(event, config)
+            return
+        event.invoke_count += 1
+        event.throttles = 0
+        if result.function_error is None:
+            await self._succeed(event, config, result)
+        elif event.retries < config.max_retries:
+            delays = self.settings.async_retry_delays_s or (60.0,)
+            delay = delays[min(event.retries, len(delays) - 1)]
+            event.retries += 1
+            await self._retry(event, config, time.time() + delay)
+        else:
+            await self._fail(event, config, "RetriesExhausted", result)
+
+    async def _back_off(self, event: QueuedEvent, config: AsyncConfig) -> None:
+        base = self.settings.async_throttle_delay_s
+        delay = min(self.settings.async_throttle_max_delay_s, base * 2 ** min(event.throttles, 20))
+        delay *= 1.0 + 0.25 * self._rng.random()  # spread a throttled burst out
+        event.throttles += 1
+        await self._retry(event, config, time.time() + delay)
+
+    async def _retry(self, event: QueuedEvent, config: AsyncConfig, due_at: float) -> None:
+        # Never wait past the event's maximum age: it is then due to be discarded.
+        due_at = min(due_at, event.enqueued_at + config.max_age_s)
+        await asyncio.to_thread(self.queue.retry, event, due_at)
+
+    async def _succeed(self, event: QueuedEvent, config: AsyncConfig, result: InvokeResult) -> None:
+        completion = Completion()
+        if config.on_success:
+            record = self._record(event, "Success", result)
+            self._deliver_record(completion, event, config.on_success, "Success", record)
+        await asyncio.to_thread(self.queue.complete, event, completion)
+
+    async def _fail(
+        self, event: QueuedEvent, config: AsyncConfig, condition: str, result: InvokeResult | None
+    ) -> None:
+        completion = Completion()
+        record = self._record(event, condition, result)
+        routed = False
+        if config.on_failure:
+            self._deliver_record(completion, event, config.on_failure, condition, record)
+            routed = True
+        dlq = self._dead_letter_target(event)
+        if dlq:
+            target = lambda_target(dlq)
+            if target is not None:
+                completion.follow_ups.append(
+                    QueuedEvent(
+                        new_request_id(), target.name, target.qualifier, event.payload, time.time()
+                    )
+                )
+            else:
+                completion.dead_letters.append(self._dead(event, condition, dlq, ""))
+            routed = True
+        if not routed:
+            # Lambda would drop it; Firebox keeps it where an operator can see it.
+            completion.dead_letters.append(self._dead(event, condition, "", json.dumps(record)))
+        await asyncio.to_thread(self.queue.complete, event, completion)
+
+    def _deliver_record(
+        self,
+        completion: Completion,
+        event: QueuedEvent,
+        destination: str,
+        condition: str,
+        record: dict[str, Any],
+    ) -> None:
+        body = json.dumps(record)
+        target = lambda_target(destination)
+        if target is not None:
+            completion.follow_ups.append(
+                QueuedEvent(
+                    new_request_id(), target.name, target.qualifier, body.encode(), time.time()
+                )
+            )
+        else:
+            completion.dead_letters.append(self._dead(event, condition, destination, body))
+
+    def _dead(self, event: QueuedEvent, reason: str, target: str, record: str) -> DeadLetter:
+        return DeadLetter(
+            event.request_id,
+            event.function,
+            event.qualifier,
+            event.payload,
+            event.enqueued_at,
+            time.time(),
+            reason,
+            event.invoke_count,
+            target,
+            record,
+        )
+
+    def _dead_letter_target(self, event: QueuedEvent) -> str:
+        try:
+            fv = self.resolver.resolve(event.function, event.qualifier)
+        except ResourceNotFound:
+            return ""
+        return str((fv.config.get("DeadLetterConfig") or {}).get("TargetArn") or "")
+
+    def _record(
+        self, event: QueuedEvent, condition: str, result: InvokeResult | None
+    ) -> dict[str, Any]:
+        """AWS's invocation record, as a destination receives it."""
+        record: dict[str, Any] = {
+            "version": "1.0",
+            "timestamp": iso_now(time.time()),
+            "requestContext": {
+                "requestId": event.request_id,
+                "functionArn": self.arn(event.function, event.qualifier or LATEST),
+                "condition": condition,
+                "approximateInvokeCount": event.invoke_count,
+            },
+            "requestPayload": _json_or_text(event.payload),
+        }
+        if result is not None:
+            context: dict[str, Any] = {
+                "statusCode": 200,
+                "executedVersion": result.executed_version,
+            }
+            if result.function_error:
+                context["functionError"] = result.function_error
+            record["responseContext"] = context
+            record["responsePayload"] = _json_or_text(result.payload) if result.payload else None
+        return record
