@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from firebox.api import async_routes, lambda_routes
+from firebox.api import async_routes, lambda_routes, logs_routes, metrics_route, usage_routes
 from firebox.api.server import build_api, presign_code_url
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.aliases import Aliases
@@ -28,11 +28,13 @@ from firebox.credentials import RootCredentials, load_credentials
 from firebox.invoke.enqueue import EventIntake, GroupCommitter
 from firebox.invoke.pollers import Pollers
 from firebox.invoke.sync import Invoker
-from firebox.observe.logs import LogWriter
+from firebox.observe.logs import LogWriter, sweep_retention_forever
+from firebox.observe.metering import Meter, Prices
+from firebox.observe.metrics import Metrics
 from firebox.sandbox.base import SandboxBackend, SandboxUnavailable
 from firebox.settings import Settings
 from firebox.store.code.files import FileCodeStore
-from firebox.store.logs.files import FileLogStore
+from firebox.store.logs.sqlite import SqliteLogStore
 from firebox.store.metadata.sqlite import SqliteMetadataStore
 from firebox.store.queue.sqlite import SqliteEventQueue
 from firebox.triggers import Triggers
@@ -75,7 +77,7 @@ class App:
         self.metadata = SqliteMetadataStore(data / "metadata.db")
         self.code = FileCodeStore(data / "code")
         self.code.sweep_partial()
-        self.log_store = FileLogStore(data / "logs")
+        self.log_store = SqliteLogStore(data / "logs.db")
         self.log_writer = LogWriter(self.log_store)
         self.catalog = Catalog(settings, self.metadata, self.code, self.code_url)
         self.functions = Functions(self.catalog)
@@ -87,6 +89,10 @@ class App:
         self.backend = make_backend(settings)
         self.manager = WorkerManager(settings, self.backend, self.code, self.log_writer.append)
         self.invoker = Invoker(self.resolver, self.manager, self.limiter)
+        self.metrics = Metrics()
+        self.meter = Meter(data / "metering.db", Prices(settings.price_per_gb_s,
+                                                      settings.price_per_million_requests))
+        self.invoker.observers += [self.metrics.observe, self.meter.observe]
         self.catalog.listeners.append(self._on_function_changed)
         # Asynchronous invocation: configs, the durable queue, intake and pollers.
         self.event_configs = EventInvokeConfigs(self.catalog)
@@ -100,7 +106,8 @@ class App:
         self.catalog.on_delete.append(
             lambda name: self.event_queue.discard_function(name, "FunctionDeleted", time.time()))
         self.registrars: list[Callable[[web.Application], None]] = [
-            lambda_routes.register, async_routes.register]
+            lambda_routes.register, async_routes.register, logs_routes.register,
+            metrics_route.register, usage_routes.register]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -163,6 +170,9 @@ class App:
         await site.start()
         self._tasks.append(asyncio.create_task(self.log_writer.run()))
         self._tasks.append(asyncio.create_task(self.manager.reap_forever()))
+        self._tasks.append(asyncio.create_task(
+            sweep_retention_forever(self.log_store, self.settings.log_retention_sweep_s)))
+        self._tasks.append(asyncio.create_task(self.meter.run(self.settings.metering_flush_s)))
         self._tasks.append(asyncio.create_task(self.pollers.run()))
         await self.triggers.start()
 
@@ -180,6 +190,8 @@ class App:
         await self.manager.close()
         await self.backend.close()
         await self.log_writer.flush()
+        self.log_store.close()
+        await self.meter.close()
         self.event_queue.close()
         self.metadata.close()
 

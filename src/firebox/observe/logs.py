@@ -10,6 +10,7 @@ import asyncio
 import base64
 import logging
 import math
+import time
 from collections import defaultdict
 
 from firebox.store.logs.base import Event, LogStore
@@ -32,8 +33,9 @@ def billed_ms(duration_ms: float) -> int:
     return max(1, math.ceil(duration_ms))
 
 
-def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int,
-                init_ms: float | None) -> str:
+def report_line(
+    request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, init_ms: float | None
+) -> str:
     line = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
         f"Billed Duration: {billed_ms(duration_ms)} ms\tMemory Size: {memory_mb} MB\t"
@@ -79,3 +81,15 @@ class LogWriter:
         while True:
             await asyncio.sleep(self._interval)
             await self.flush()
+
+
+async def sweep_retention_forever(store: LogStore, interval_s: float) -> None:
+    """Delete events past their group's retention (queries already hide them)."""
+    while True:
+        try:
+            deleted = await asyncio.to_thread(store.sweep, int(time.time() * 1000))
+            if deleted:
+                log.info("retention sweep deleted %d log events", deleted)
+        except Exception:
+            log.exception("log retention sweep failed")
+        await asyncio.sleep(interval_s)

@@ -2,21 +2,98 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 Event = tuple[int, str]  # (timestamp in ms since the epoch, message)
+Cursor = tuple[int, int]  # (timestamp in ms, event id): a position in timestamp order
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    name: str
+    created_ms: int
+    retention_days: int | None
+    stored_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    name: str
+    created_ms: int
+    first_ts: int | None
+    last_ts: int | None
+    last_ingest_ms: int | None
+    stored_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    event_id: int
+    stream: str
+    timestamp: int
+    ingest_ms: int
+    message: str
+
+    @property
+    def cursor(self) -> Cursor:
+        return (self.timestamp, self.event_id)
 
 
 class LogStore(Protocol):
+    """Events older than a group's retention are never returned, swept or not.
+
+    Lookups of a missing group or stream raise ``KeyError``; creating an existing one
+    returns False.
+    """
+
     def append(self, group: str, stream: str, events: Sequence[Event]) -> None:
         """Append events to a stream, creating the group and stream as needed."""
 
-    def groups(self) -> list[str]: ...
+    def create_group(self, group: str) -> bool: ...
 
-    def streams(self, group: str) -> list[str]: ...
-
-    def read(self, group: str, stream: str) -> Iterator[tuple[int, Event]]:
-        """(ingestion sequence number, event) of a stream, oldest first."""
+    def create_stream(self, group: str, stream: str) -> bool: ...
 
     def delete_group(self, group: str) -> bool: ...
+
+    def delete_stream(self, group: str, stream: str) -> bool: ...
+
+    def set_retention(self, group: str, days: int | None) -> bool: ...
+
+    def groups(self, prefix: str = "") -> list[GroupInfo]: ...
+
+    def streams(self, group: str) -> list[StreamInfo]: ...
+
+    def read(
+        self,
+        group: str,
+        stream: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        cursor: Cursor | None,
+        forward: bool,
+        limit: int,
+    ) -> list[StoredEvent]:
+        """Events of one stream in timestamp order; after ``cursor`` going forward, before it
+        going backward (then the newest ``limit`` of those, still oldest first)."""
+
+    def filter(
+        self,
+        group: str,
+        streams: Sequence[str] | None,
+        stream_prefix: str | None,
+        start_ms: int | None,
+        end_ms: int | None,
+        after: Cursor | None,
+        match: Callable[[str], bool],
+        limit: int,
+        scan_limit: int,
+    ) -> tuple[list[StoredEvent], Cursor | None]:
+        """Matching events across streams in timestamp order, and where to resume (None when
+        the search is complete). Stops after ``limit`` matches or ``scan_limit`` events."""
+
+    def sweep(self, now_ms: int) -> int:
+        """Delete events past their group's retention; returns how many."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,535 @@
+"""The CloudWatch Logs API (JSON 1.1, X-Amz-Target: Logs_20140328.*) over the log store.
+
+Shapes, error codes and limits follow botocore's ``logs`` model; every store call runs in
+a worker thread because the store is SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from firebox.api.server import APP_KEY, TARGETS_KEY
+from firebox.errors import (
+    LogsInvalidParameter,
+    LogsResourceAlreadyExists,
+    LogsResourceNotFound,
+    ValidationError,
+)
+from firebox.observe.patterns import compile_pattern
+from firebox.store.logs.base import Cursor, GroupInfo, StoredEvent, StreamInfo
+
+if TYPE_CHECKING:
+    from firebox.app import App
+
+PREFIX = "Logs_20140328."
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
+DAY_MS = 86_400_000
+MAX_EVENTS = 10_000
+MAX_RESPONSE_BYTES = 1_048_576
+# How many stored events one FilterLogEvents call reads before it returns a nextToken.
+FILTER_SCAN_LIMIT = 100_000
+
+NO_GROUP = "The specified log group does not exist."
+NO_STREAM = "The specified log stream does not exist."
+
+
+# --- parameters -----------------------------------------------------------------------
+
+
+def _str(params: dict[str, Any], key: str, required: bool = False) -> str | None:
+    value = params.get(key)
+    if value is None:
+        if required:
+            raise ValidationError(
+                f"1 validation error detected: Value null at '{key}' failed to satisfy "
+                "constraint: Member must not be null"
+            )
+        return None
+    if not isinstance(value, str):
+        raise LogsInvalidParameter(f"{key} must be a string")
+    return value
+
+
+def _int(
+    params: dict[str, Any], key: str, lo: int | None = None, hi: int | None = None
+) -> int | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LogsInvalidParameter(f"{key} must be an integer")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise LogsInvalidParameter(
+            f"1 validation error detected: Value '{value}' at '{key}' failed to satisfy "
+            f"constraint: Member must have value between {lo} and {hi}"
+        )
+    return value
+
+
+def _group_name(name: str) -> str:
+    if not _GROUP_NAME.fullmatch(name):
+        raise LogsInvalidParameter(
+            f"1 validation error detected: Value '{name}' at 'logGroupName' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+"
+        )
+    return name
+
+
+def _group_param(params: dict[str, Any]) -> str:
+    """logGroupName, or logGroupIdentifier (a name or an ARN), exactly one of them."""
+    name = _str(params, "logGroupName")
+    ident = _str(params, "logGroupIdentifier")
+    if name is not None and ident is not None:
+        raise LogsInvalidParameter(
+            "LogGroup name and LogGroup ARN are mutually exclusive parameters."
+        )
+    if ident is not None:
+        if ident.startswith("arn:"):
+            parts = ident.split(":")
+            if len(parts) < 7 or parts[5] != "log-group":
+                raise LogsInvalidParameter(f"Invalid log group ARN: {ident}")
+            name = parts[6]
+        else:
+            name = ident
+    if name is None:
+        raise LogsInvalidParameter("Either logGroupName or logGroupIdentifier is required.")
+    return _group_name(name)
+
+
+def _stream_name(name: str) -> str:
+    if not 1 <= len(name) <= 512 or ":" in name or "*" in name:
+        raise LogsInvalidParameter(
+            f"1 validation error detected: Value '{name}' at 'logStreamName' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: [^:*]*"
+        )
+    return name
+
+
+def _encode_token(data: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+def _decode_token(token: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error):
+        raise LogsInvalidParameter("The specified nextToken is invalid.") from None
+
+
+def _offset(params: dict[str, Any]) -> int:
+    token = _str(params, "nextToken")
+    if token is None:
+        return 0
+    value = _decode_token(token)
+    if not isinstance(value, dict) or not isinstance(value.get("offset"), int):
+        raise LogsInvalidParameter("The specified nextToken is invalid.")
+    return int(value["offset"])
+
+
+def _page(items: list[Any], offset: int, limit: int) -> tuple[list[Any], str | None]:
+    page = items[offset : offset + limit]
+    more = offset + limit < len(items)
+    return page, _encode_token({"offset": offset + limit}) if more else None
+
+
+# --- shapes ---------------------------------------------------------------------------
+
+
+class LogsApi:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.store = app.log_store
+        s = app.settings
+        self.arn_prefix = f"arn:aws:logs:{s.region}:{s.account_id}:log-group:"
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a store call off the loop; a missing group (KeyError) is ResourceNotFound."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except KeyError:
+            raise LogsResourceNotFound(NO_GROUP) from None
+
+    def _group_shape(self, g: GroupInfo) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "logGroupName": g.name,
+            "creationTime": g.created_ms,
+            "metricFilterCount": 0,
+            "arn": f"{self.arn_prefix}{g.name}:*",
+            "logGroupArn": f"{self.arn_prefix}{g.name}",
+            "storedBytes": g.stored_bytes,
+            "logGroupClass": "STANDARD",
+        }
+        if g.retention_days is not None:
+            out["retentionInDays"] = g.retention_days
+        return out
+
+    def _stream_shape(self, group: str, s: StreamInfo) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "logStreamName": s.name,
+            "creationTime": s.created_ms,
+            "arn": f"{self.arn_prefix}{group}:log-stream:{s.name}",
+            "storedBytes": s.stored_bytes,
+        }
+        if s.first_ts is not None:
+            out["firstEventTimestamp"] = s.first_ts
+            out["lastEventTimestamp"] = s.last_ts
+        if s.last_ingest_ms is not None:
+            out["lastIngestionTime"] = s.last_ingest_ms
+        return out
+
+    # --- groups and streams -----------------------------------------------------------
+
+    async def create_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _group_name(_str(params, "logGroupName", required=True) or "")
+        if not await self._run(self.store.create_group, name):
+            raise LogsResourceAlreadyExists("The specified log group already exists")
+        return {}
+
+    async def delete_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _group_name(_str(params, "logGroupName", required=True) or "")
+        if not await self._run(self.store.delete_group, name):
+            raise LogsResourceNotFound(NO_GROUP)
+        return {}
+
+    async def describe_log_groups(self, params: dict[str, Any]) -> dict[str, Any]:
+        prefix = _str(params, "logGroupNamePrefix")
+        pattern = _str(params, "logGroupNamePattern")
+        if prefix is not None and pattern is not None:
+            raise LogsInvalidParameter(
+                "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters."
+            )
+        limit = _int(params, "limit", 1, 50) or 50
+        groups: list[GroupInfo] = await self._run(self.store.groups, prefix or "")
+        if pattern:
+            groups = [g for g in groups if pattern.lower() in g.name.lower()]
+        idents = params.get("logGroupIdentifiers")
+        if isinstance(idents, list) and idents:
+            names = {
+                i.split(":")[6] if i.startswith("arn:") else i for i in idents if isinstance(i, str)
+            }
+            groups = [g for g in groups if g.name in names]
+        page, token = _page(groups, _offset(params), limit)
+        out: dict[str, Any] = {"logGroups": [self._group_shape(g) for g in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    async def put_retention_policy(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _group_name(_str(params, "logGroupName", required=True) or "")
+        days = params.get("retentionInDays")
+        if days not in RETENTION_DAYS or isinstance(days, bool):
+            raise LogsInvalidParameter(
+                f"1 validation error detected: Value '{days}' at 'retentionInDays' failed to "
+                f"satisfy constraint: Member must satisfy enum value set: "
+                f"[{', '.join(str(d) for d in RETENTION_DAYS)}]"
+            )
+        if not await self._run(self.store.set_retention, name, days):
+            raise LogsResourceNotFound(NO_GROUP)
+        return {}
+
+    async def delete_retention_policy(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _group_name(_str(params, "logGroupName", required=True) or "")
+        if not await self._run(self.store.set_retention, name, None):
+            raise LogsResourceNotFound(NO_GROUP)
+        return {}
+
+    async def create_log_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_name(_str(params, "logGroupName", required=True) or "")
+        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
+        try:
+            created = await asyncio.to_thread(self.store.create_stream, group, stream)
+        except KeyError:
+            raise LogsResourceNotFound(NO_GROUP) from None
+        if not created:
+            raise LogsResourceAlreadyExists("The specified log stream already exists")
+        return {}
+
+    async def delete_log_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_name(_str(params, "logGroupName", required=True) or "")
+        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
+        try:
+            deleted = await asyncio.to_thread(self.store.delete_stream, group, stream)
+        except KeyError:
+            raise LogsResourceNotFound(NO_GROUP) from None
+        if not deleted:
+            raise LogsResourceNotFound(NO_STREAM)
+        return {}
+
+    async def describe_log_streams(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_param(params)
+        prefix = _str(params, "logStreamNamePrefix")
+        order = _str(params, "orderBy") or "LogStreamName"
+        if order not in ("LogStreamName", "LastEventTime"):
+            raise LogsInvalidParameter(
+                f"1 validation error detected: Value '{order}' at 'orderBy' failed to satisfy "
+                "constraint: Member must satisfy enum value set: [LogStreamName, LastEventTime]"
+            )
+        if prefix is not None and order == "LastEventTime":
+            raise LogsInvalidParameter("Cannot order by LastEventTime with a logStreamNamePrefix.")
+        limit = _int(params, "limit", 1, 50) or 50
+        try:
+            streams: list[StreamInfo] = await asyncio.to_thread(self.store.streams, group)
+        except KeyError:
+            raise LogsResourceNotFound(NO_GROUP) from None
+        if prefix:
+            streams = [s for s in streams if s.name.startswith(prefix)]
+        if order == "LastEventTime":
+            streams.sort(key=lambda s: (s.last_ts or 0, s.name))
+        if params.get("descending") is True:
+            streams.reverse()
+        page, token = _page(streams, _offset(params), limit)
+        out: dict[str, Any] = {"logStreams": [self._stream_shape(group, s) for s in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    # --- events -----------------------------------------------------------------------
+
+    async def put_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_name(_str(params, "logGroupName", required=True) or "")
+        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
+        raw = params.get("logEvents")
+        if not isinstance(raw, list) or not raw:
+            raise LogsInvalidParameter("logEvents must contain at least one event")
+        if len(raw) > MAX_EVENTS:
+            raise LogsInvalidParameter("logEvents may contain at most 10000 events")
+        events: list[tuple[int, str]] = []
+        for e in raw:
+            if (
+                not isinstance(e, dict)
+                or not isinstance(e.get("timestamp"), int)
+                or not isinstance(e.get("message"), str)
+            ):
+                raise LogsInvalidParameter(
+                    "each log event needs an integer timestamp and a string message"
+                )
+            events.append((e["timestamp"], e["message"]))
+        if any(b[0] < a[0] for a, b in zip(events, events[1:], strict=False)):
+            raise LogsInvalidParameter(
+                "Log events in a single PutLogEvents request must be in chronological order."
+            )
+        if events[-1][0] - events[0][0] > DAY_MS:
+            raise LogsInvalidParameter(
+                "The batch of log events in a single PutLogEvents request cannot span more "
+                "than 24 hours."
+            )
+        groups = await asyncio.to_thread(self.store.groups, group)
+        info = next((g for g in groups if g.name == group), None)
+        if info is None:
+            raise LogsResourceNotFound(NO_GROUP)
+        try:
+            streams = await asyncio.to_thread(self.store.streams, group)
+        except KeyError:
+            raise LogsResourceNotFound(NO_GROUP) from None
+        if not any(s.name == stream for s in streams):
+            raise LogsResourceNotFound(NO_STREAM)
+        now = int(time.time() * 1000)
+        too_old = now - 14 * DAY_MS
+        expired = now - info.retention_days * DAY_MS if info.retention_days else None
+        too_new = now + 2 * 3600 * 1000
+        rejected: dict[str, int] = {}
+        first_ok = 0
+        while first_ok < len(events) and events[first_ok][0] < too_old:
+            first_ok += 1
+        if first_ok:
+            rejected["tooOldLogEventEndIndex"] = first_ok
+        if expired is not None:
+            end = first_ok
+            while end < len(events) and events[end][0] < expired:
+                end += 1
+            if end > first_ok:
+                rejected["expiredLogEventEndIndex"] = end
+                first_ok = end
+        last_ok = first_ok
+        while last_ok < len(events) and events[last_ok][0] <= too_new:
+            last_ok += 1
+        if last_ok < len(events):
+            rejected["tooNewLogEventStartIndex"] = last_ok
+        accepted = events[first_ok:last_ok]
+        if accepted:
+            await asyncio.to_thread(self.store.append, group, stream, accepted)
+        out: dict[str, Any] = {}
+        if rejected:
+            out["rejectedLogEventsInfo"] = rejected
+        return out
+
+    async def get_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_param(params)
+        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
+        start = _int(params, "startTime", 0)
+        end = _int(params, "endTime", 0)
+        limit = _int(params, "limit", 1, MAX_EVENTS) or MAX_EVENTS
+        token = _str(params, "nextToken")
+        cursor: Cursor | None = None
+        if token is not None:
+            direction, cursor = _parse_event_token(token)
+            forward = direction == "f"
+        else:
+            forward = params.get("startFromHead") is True
+        read_forward = forward
+        try:
+            if token is None and not forward:
+                # The newest events first: read backward from the end, keep time order.
+                events = await asyncio.to_thread(
+                    self.store.read, group, stream, start, end, None, False, limit
+                )
+            else:
+                events = await asyncio.to_thread(
+                    self.store.read, group, stream, start, end, cursor, read_forward, limit
+                )
+        except KeyError as exc:
+            raise LogsResourceNotFound(NO_STREAM if exc.args[0] == stream else NO_GROUP) from None
+        events = _cap_bytes(events, keep_newest=not forward)
+        if events:
+            fwd, back = events[-1].cursor, events[0].cursor
+        else:
+            fwd = back = cursor or (0, 0)
+        return {
+            "events": [
+                {"timestamp": e.timestamp, "message": e.message, "ingestionTime": e.ingest_ms}
+                for e in events
+            ],
+            "nextForwardToken": f"f/{fwd[0]:013d}/{fwd[1]:020d}",
+            "nextBackwardToken": f"b/{back[0]:013d}/{back[1]:020d}",
+        }
+
+    async def filter_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_param(params)
+        names = params.get("logStreamNames")
+        prefix = _str(params, "logStreamNamePrefix")
+        if names is not None and prefix is not None:
+            raise LogsInvalidParameter(
+                "logStreamNames and logStreamNamePrefix are mutually exclusive parameters."
+            )
+        if names is not None and (
+            not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names)
+        ):
+            raise LogsInvalidParameter("logStreamNames must be a non-empty list of names")
+        start = _int(params, "startTime", 0)
+        end = _int(params, "endTime", 0)
+        limit = _int(params, "limit", 1, MAX_EVENTS) or MAX_EVENTS
+        match = compile_pattern(_str(params, "filterPattern"))
+        after: Cursor | None = None
+        token = _str(params, "nextToken")
+        if token is not None:
+            value = _decode_token(token)
+            if not (
+                isinstance(value, list)
+                and len(value) == 2
+                and all(isinstance(v, int) for v in value)
+            ):
+                raise LogsInvalidParameter("The specified nextToken is invalid.")
+            after = (value[0], value[1])
+        try:
+            events, resume = await asyncio.to_thread(
+                self.store.filter,
+                group,
+                names,
+                prefix,
+                start,
+                end,
+                after,
+                match,
+                limit,
+                FILTER_SCAN_LIMIT,
+            )
+        except KeyError:
+            raise LogsResourceNotFound(NO_GROUP) from None
+        capped = _cap_bytes(events, keep_newest=False)
+        if len(capped) < len(events):
+            resume = capped[-1].cursor
+        searched = sorted({e.stream for e in capped} | set(names or []))
+        out: dict[str, Any] = {
+            "events": [
+                {
+                    "logStreamName": e.stream,
+                    "timestamp": e.timestamp,
+                    "message": e.message,
+                    "ingestionTime": e.ingest_ms,
+                    "eventId": str(e.event_id),
+                }
+                for e in capped
+            ],
+            "searchedLogStreams": [
+                {"logStreamName": n, "searchedCompletely": resume is None} for n in searched
+            ],
+        }
+        if resume is not None:
+            out["nextToken"] = _encode_token(list(resume))
+        return out
+
+
+def _parse_event_token(token: str) -> tuple[str, Cursor]:
+    parts = token.split("/")
+    if (
+        len(parts) != 3
+        or parts[0] not in ("f", "b")
+        or not (parts[1].isdigit() and parts[2].isdigit())
+    ):
+        raise LogsInvalidParameter("The specified nextToken is invalid.")
+    return parts[0], (int(parts[1]), int(parts[2]))
+
+
+def _cap_bytes(events: list[StoredEvent], keep_newest: bool) -> list[StoredEvent]:
+    """A response holds at most 1 MB of messages, as CloudWatch's does."""
+    total = 0
+    order = reversed(range(len(events))) if keep_newest else range(len(events))
+    kept = 0
+    for i in order:
+        total += len(events[i].message) + 26
+        if total > MAX_RESPONSE_BYTES and kept:
+            break
+        kept += 1
+    return events[len(events) - kept :] if keep_newest else events[:kept]
+
+
+def register(web_app: web.Application) -> None:
+    api = LogsApi(web_app[APP_KEY])
+    handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+        "CreateLogGroup": api.create_log_group,
+        "DeleteLogGroup": api.delete_log_group,
+        "DescribeLogGroups": api.describe_log_groups,
+        "PutRetentionPolicy": api.put_retention_policy,
+        "DeleteRetentionPolicy": api.delete_retention_policy,
+        "CreateLogStream": api.create_log_stream,
+        "DeleteLogStream": api.delete_log_stream,
+        "DescribeLogStreams": api.describe_log_streams,
+        "PutLogEvents": api.put_log_events,
+        "GetLogEvents": api.get_log_events,
+        "FilterLogEvents": api.filter_log_events,
+    }
+    for op, handler in handlers.items():
+        web_app[TARGETS_KEY][PREFIX + op] = handler

@@ -1,0 +1,59 @@
+"""GET /metrics: Prometheus text format, public (no signature), as scrapers expect."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from firebox.api.server import APP_KEY, public
+from firebox.control.catalog import FUNCTION
+from firebox.observe.metrics import LiveState
+
+if TYPE_CHECKING:
+    from firebox.app import App
+
+log = logging.getLogger(__name__)
+
+
+async def live_state(app: App) -> LiveState:
+    """The present, per function: concurrency, provisioned use and async queues. Parts that
+    other components may not provide yet are read defensively."""
+    names = [key for key, _ in await asyncio.to_thread(app.metadata.list, FUNCTION)]
+    state = LiveState()
+    in_use = getattr(app.manager, "provisioned_in_use", None)
+    for name in names:
+        state.concurrent[name] = app.limiter.running(name)
+        count = 0
+        if callable(in_use):
+            try:
+                count = int(in_use(name))
+            except Exception:
+                log.debug("provisioned_in_use(%s) failed", name, exc_info=True)
+        state.provisioned_in_use[name] = count
+    stats_fn = getattr(app, "queue_stats", None)
+    if callable(stats_fn):
+        try:
+            stats: Any = stats_fn()
+            if inspect.isawaitable(stats):
+                stats = await stats
+            if isinstance(stats, dict):
+                state.queues = {str(k): v for k, v in stats.items() if isinstance(v, dict)}
+        except Exception:
+            log.exception("queue_stats() failed; async queue gauges omitted")
+    return state
+
+
+@public
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    body = app.metrics.render(await live_state(app))
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def register(web_app: web.Application) -> None:
+    web_app.router.add_get("/metrics", metrics)

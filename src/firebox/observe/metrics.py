@@ -1,0 +1,164 @@
+"""Prometheus metrics per function and qualifier, on a registry owned by App.
+
+Counters and histograms are fed by the invoker's observers; gauges that describe the
+present (concurrency, queues) are computed at scrape time by a custom collector from a
+``LiveState`` snapshot the /metrics route takes on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from firebox.invoke.sync import InvokeRecord
+
+# Lambda durations span sub-millisecond warm invokes to 15-minute timeouts.
+DURATION_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+)
+INIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LABELS = ("function", "qualifier")
+ERROR_STATUSES = frozenset({"error", "timeout", "crash", "init_error"})
+
+
+@dataclass(slots=True)
+class LiveState:
+    """What is true right now, per function."""
+
+    concurrent: dict[str, int] = field(default_factory=dict)
+    provisioned_in_use: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _LiveCollector(Collector):
+    def __init__(self) -> None:
+        self.state = LiveState()
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.state
+        concurrent = GaugeMetricFamily(
+            "firebox_concurrent_executions",
+            "Invocations of the function running now.",
+            labels=["function"],
+        )
+        provisioned = GaugeMetricFamily(
+            "firebox_provisioned_concurrency_in_use",
+            "Provisioned-concurrency environments of the function busy now.",
+            labels=["function"],
+        )
+        for name in sorted(set(s.concurrent) | set(s.provisioned_in_use)):
+            concurrent.add_metric([name], s.concurrent.get(name, 0))
+            provisioned.add_metric([name], s.provisioned_in_use.get(name, 0))
+        depth = GaugeMetricFamily(
+            "firebox_async_queue_depth", "Asynchronous events waiting to run.", labels=["function"]
+        )
+        age = GaugeMetricFamily(
+            "firebox_async_oldest_event_age_seconds",
+            "Age of the oldest asynchronous event waiting to run.",
+            labels=["function"],
+        )
+        dead = GaugeMetricFamily(
+            "firebox_async_dead_lettered_events",
+            "Asynchronous events that exhausted their retries and were dead-lettered.",
+            labels=["function"],
+        )
+        for name, stats in sorted(s.queues.items()):
+            depth.add_metric([name], _num(stats.get("depth")))
+            age.add_metric([name], _num(stats.get("oldest_age_s")))
+            dead.add_metric([name], _num(stats.get("dead_lettered")))
+        yield from (concurrent, provisioned, depth, age, dead)
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.invocations = Counter(
+            "firebox_invocations",
+            "Invocations that ran (throttled ones excluded, as Lambda counts them).",
+            LABELS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "firebox_errors",
+            "Invocations that ended in a function error, timeout or crash.",
+            LABELS,
+            registry=r,
+        )
+        self.throttles = Counter(
+            "firebox_throttles",
+            "Invocation requests refused for concurrency (429).",
+            LABELS,
+            registry=r,
+        )
+        self.cold_starts = Counter(
+            "firebox_cold_starts", "Invocations that started a new environment.", LABELS, registry=r
+        )
+        self.warm_starts = Counter(
+            "firebox_warm_starts", "Invocations served by a warm environment.", LABELS, registry=r
+        )
+        self.duration = Histogram(
+            "firebox_duration_seconds",
+            "Time the function's handler ran.",
+            LABELS,
+            buckets=DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.init_duration = Histogram(
+            "firebox_init_duration_seconds",
+            "Init phase of cold starts.",
+            LABELS,
+            buckets=INIT_BUCKETS_S,
+            registry=r,
+        )
+        self._live = _LiveCollector()
+        r.register(self._live)
+
+    def observe(self, rec: InvokeRecord) -> None:
+        """An invoker observer: count one finished or throttled invoke."""
+        labels = (rec.function, rec.qualifier)
+        if rec.status == "throttled":
+            self.throttles.labels(*labels).inc()
+            return
+        self.invocations.labels(*labels).inc()
+        if rec.status in ERROR_STATUSES:
+            self.errors.labels(*labels).inc()
+        (self.cold_starts if rec.cold else self.warm_starts).labels(*labels).inc()
+        self.duration.labels(*labels).observe(rec.duration_ms / 1000.0)
+        if rec.init_ms is not None:
+            self.init_duration.labels(*labels).observe(rec.init_ms / 1000.0)
+
+    def render(self, state: LiveState) -> bytes:
+        """The Prometheus text exposition, with ``state`` as the present. Call it from one
+        thread at a time (the event loop)."""
+        self._live.state = state
+        return generate_latest(self.registry)

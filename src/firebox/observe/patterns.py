@@ -1,0 +1,257 @@
+"""CloudWatch Logs filter patterns, compiled to a predicate on an event's message.
+
+Supported, as CloudWatch reads them (case sensitive):
+- terms: ``ERROR timeout`` (all of them), ``"exact phrase"``, ``?ERROR ?WARN`` (any of
+  them), ``-DEBUG`` (none of them), mixed freely;
+- regular expressions: ``%ERROR [0-9]+%``;
+- JSON patterns: ``{ $.level = "error" && ($.ms > 100 || $.user.id NOT EXISTS) }`` with
+  =, !=, <, <=, >, >=, IS TRUE / FALSE / NULL, NOT EXISTS, ``*`` wildcards in strings,
+  nested selectors ``$.a.b[0]``.
+Anything else raises InvalidParameterException, as CloudWatch does for a bad pattern.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from firebox.errors import LogsInvalidParameter
+
+Predicate = Callable[[str], bool]
+_JsonTest = Callable[[Any], bool]
+
+
+def _invalid(pattern: str, why: str) -> LogsInvalidParameter:
+    return LogsInvalidParameter(f"Invalid filter pattern {pattern!r}: {why}")
+
+
+def compile_pattern(pattern: str | None) -> Predicate:
+    text = (pattern or "").strip()
+    if not text:
+        return lambda _message: True
+    if text.startswith("{"):
+        if not text.endswith("}"):
+            raise _invalid(text, "a JSON pattern must end with '}'")
+        test = _JsonParser(text, text[1:-1]).parse()
+        return lambda message: test(_as_json(message))
+    if len(text) >= 2 and text.startswith("%") and text.endswith("%"):
+        try:
+            regex = re.compile(text[1:-1])
+        except re.error as exc:
+            raise _invalid(text, str(exc)) from None
+        return lambda message: regex.search(message) is not None
+    if text.startswith("["):
+        raise _invalid(text, "space-delimited patterns are not supported")
+    return _terms(text)
+
+
+def _terms(text: str) -> Predicate:
+    try:
+        words = shlex.split(text, posix=True)
+    except ValueError as exc:
+        raise _invalid(text, str(exc)) from None
+    required: list[str] = []
+    optional: list[str] = []
+    excluded: list[str] = []
+    for word in words:
+        if word.startswith("?") and len(word) > 1:
+            optional.append(word[1:])
+        elif word.startswith("-") and len(word) > 1:
+            excluded.append(word[1:])
+        else:
+            required.append(word)
+
+    def match(message: str) -> bool:
+        return (
+            all(w in message for w in required)
+            and (not optional or any(w in message for w in optional))
+            and not any(w in message for w in excluded)
+        )
+
+    return match
+
+
+_MISSING = object()
+
+
+def _as_json(message: str) -> Any:
+    message = message.strip()
+    if not message.startswith(("{", "[")):
+        # Lambda's Python runtime prefixes lines; the JSON may follow a tab.
+        tab = message.rfind("\t{")
+        if tab < 0:
+            return _MISSING
+        message = message[tab + 1 :]
+    try:
+        return json.loads(message)
+    except ValueError:
+        return _MISSING
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<op>&&|\|\||!=|<=|>=|=|<|>|\(|\))
+      | (?P<str>"(?:[^"\\]|\\.)*")
+      | (?P<word>[^\s()=!<>&|"]+)
+    )""",
+    re.VERBOSE,
+)
+_SEL = re.compile(r"\.([A-Za-z0-9_\-@$]+|\*)|\[(\d+|\*)\]")
+
+
+class _JsonParser:
+    """Recursive descent: or := and ('||' and)*; and := atom ('&&' atom)*;
+    atom := '(' or ')' | selector comparison."""
+
+    def __init__(self, pattern: str, body: str) -> None:
+        self.pattern = pattern
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        body = body.rstrip()
+        while pos < len(body):
+            m = _TOKEN.match(body, pos)
+            if m is None or m.end() == pos:
+                raise _invalid(pattern, f"unexpected text at {body[pos:]!r}")
+            pos = m.end()
+            kind = m.lastgroup
+            assert kind is not None
+            self.tokens.append((kind, m.group(kind)))
+        self.i = 0
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def _next(self, what: str) -> tuple[str, str]:
+        tok = self._peek()
+        if tok is None:
+            raise _invalid(self.pattern, f"expected {what}")
+        self.i += 1
+        return tok
+
+    def parse(self) -> _JsonTest:
+        test = self._or()
+        if self._peek() is not None:
+            raise _invalid(self.pattern, f"unexpected {self._peek()[1]!r}")  # type: ignore[index]
+        return test
+
+    def _or(self) -> _JsonTest:
+        parts = [self._and()]
+        while self._peek() == ("op", "||"):
+            self.i += 1
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else lambda doc: any(p(doc) for p in parts)
+
+    def _and(self) -> _JsonTest:
+        parts = [self._atom()]
+        while self._peek() == ("op", "&&"):
+            self.i += 1
+            parts.append(self._atom())
+        return parts[0] if len(parts) == 1 else lambda doc: all(p(doc) for p in parts)
+
+    def _atom(self) -> _JsonTest:
+        kind, value = self._next("a selector")
+        if (kind, value) == ("op", "("):
+            inner = self._or()
+            if self._next("')'") != ("op", ")"):
+                raise _invalid(self.pattern, "expected ')'")
+            return inner
+        if kind != "word" or not value.startswith("$"):
+            raise _invalid(self.pattern, f"expected a selector like $.field, got {value!r}")
+        path = self._selector(value)
+        kind, op = self._next("an operator")
+        if kind == "word" and op.upper() == "IS":
+            _, what = self._next("TRUE, FALSE or NULL")
+            want = {"TRUE": True, "FALSE": False, "NULL": None}.get(what.upper(), _MISSING)
+            if want is _MISSING:
+                raise _invalid(self.pattern, f"IS {what} is not TRUE, FALSE or NULL")
+            return lambda doc: (v := _select(doc, path)) is not _MISSING and v is want
+        if kind == "word" and op.upper() == "NOT":
+            _, what = self._next("EXISTS")
+            if what.upper() != "EXISTS":
+                raise _invalid(self.pattern, f"expected NOT EXISTS, got NOT {what}")
+            return lambda doc: doc is not _MISSING and _select(doc, path) is _MISSING
+        if kind != "op" or op not in ("=", "!=", "<", "<=", ">", ">="):
+            raise _invalid(self.pattern, f"expected an operator, got {op!r}")
+        vkind, raw = self._next("a value")
+        if vkind == "op":
+            raise _invalid(self.pattern, f"expected a value, got {raw!r}")
+        return _comparison(path, op, vkind, raw, self.pattern)
+
+    def _selector(self, text: str) -> list[str | int]:
+        path: list[str | int] = []
+        pos = 1
+        while pos < len(text):
+            m = _SEL.match(text, pos)
+            if m is None:
+                raise _invalid(self.pattern, f"bad selector {text!r}")
+            if m.group(1) is not None:
+                path.append(m.group(1))
+            else:
+                path.append(int(m.group(2)) if m.group(2) != "*" else "*")
+            pos = m.end()
+        return path
+
+
+def _select(doc: Any, path: list[str | int]) -> Any:
+    if doc is _MISSING:
+        return _MISSING
+    for key in path:
+        if key == "*":
+            return doc  # a wildcard step: match against the container itself
+        if isinstance(key, int):
+            if not isinstance(doc, list) or key >= len(doc):
+                return _MISSING
+            doc = doc[key]
+        else:
+            if not isinstance(doc, dict) or key not in doc:
+                return _MISSING
+            doc = doc[key]
+    return doc
+
+
+def _number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _comparison(path: list[str | int], op: str, vkind: str, raw: str, pattern: str) -> _JsonTest:
+    if op in ("<", "<=", ">", ">="):
+        bound = _number(raw)
+        if bound is None or vkind == "str":
+            raise _invalid(pattern, f"{op} needs a number, got {raw!r}")
+        cmp: Callable[[float], bool] = {
+            "<": lambda v: v < bound,
+            "<=": lambda v: v <= bound,
+            ">": lambda v: v > bound,
+            ">=": lambda v: v >= bound,
+        }[op]
+
+        def numeric(doc: Any) -> bool:
+            v = _select(doc, path)
+            return isinstance(v, int | float) and not isinstance(v, bool) and cmp(v)
+
+        return numeric
+    number = _number(raw) if vkind == "word" else None
+    text = json.loads(raw) if vkind == "str" else raw
+    regex = re.compile("^" + ".*".join(re.escape(p) for p in text.split("*")) + "$", re.S)
+
+    def equal(doc: Any) -> bool:
+        v = _select(doc, path)
+        if v is _MISSING:
+            return False
+        if isinstance(v, bool) or v is None:
+            return False
+        if number is not None and isinstance(v, int | float):
+            return float(v) == number
+        if isinstance(v, list):
+            return any(isinstance(x, str) and regex.match(x) for x in v)
+        return regex.match(str(v)) is not None
+
+    if op == "=":
+        return equal
+    return lambda doc: _select(doc, path) is not _MISSING and not equal(doc)
