@@ -4,22 +4,30 @@ source mappings on message brokers. ``Triggers`` is the one object App holds for
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from firebox.arn import FunctionRef
 from firebox.control.policies import Policies
 from firebox.control.urls import FunctionUrls
 from firebox.triggers.function_urls import UrlServer
+from firebox.triggers.rules import Rules
+from firebox.triggers.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from firebox.app import App
 
+log = logging.getLogger(__name__)
+
 
 class Triggers:
     def __init__(self, app: App) -> None:
-        from firebox.api import policy_routes, url_routes
+        from firebox.api import events_routes, policy_routes, url_routes
 
         self.app = app
         self.policies = Policies(app.catalog)
@@ -28,11 +36,26 @@ class Triggers:
         self.registrars: list[Callable[[web.Application], None]] = [
             policy_routes.register,
             url_routes.register,
+            events_routes.register,
         ]
+        self.rules = Rules(app)
+        self.scheduler = Scheduler(app, self.rules)
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def submit(self, ref: FunctionRef, payload: bytes) -> str:
+        """Invoke asynchronously (InvocationType Event): durably queued, then retried."""
+        return await self.app.submit_event(ref, payload)
 
     async def start(self) -> None:
         if self.app.settings.url_port:
             await self.url_server.start()
+        self._tasks.append(asyncio.create_task(self.scheduler.run()))
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
         await self.url_server.stop()

@@ -1,0 +1,52 @@
+"""The EventBridge API (JSON 1.1, ``X-Amz-Target: AWSEvents.*``) on the Lambda endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from firebox.api.server import APP_KEY, TARGETS_KEY
+
+Params = dict[str, Any]
+
+
+def register(web_app: web.Application) -> None:
+    app = web_app[APP_KEY]
+    rules = app.triggers.rules
+
+    def blocking(fn: Callable[[Params], Params]) -> Callable[[Params], Awaitable[Params]]:
+        async def handler(params: Params) -> Params:
+            return await asyncio.to_thread(fn, params)
+
+        return handler
+
+    async def put_events(params: Params) -> Params:
+        results, events = rules.build_events(params)
+        pairs = await asyncio.to_thread(
+            lambda: [(e, rules.matching_targets(e)) for e in events if e is not None]
+        )
+        for event, targets in pairs:
+            for rule, target in targets:
+                await rules.deliver(rule, target, event)
+        failed = sum(1 for r in results if "ErrorCode" in r)
+        return {"FailedEntryCount": failed, "Entries": results}
+
+    targets = web_app[TARGETS_KEY]
+    for op, fn in {
+        "PutRule": rules.put_rule,
+        "DescribeRule": rules.describe_rule,
+        "ListRules": rules.list_rules,
+        "EnableRule": rules.enable_rule,
+        "DisableRule": rules.disable_rule,
+        "DeleteRule": rules.delete_rule,
+        "PutTargets": rules.put_targets,
+        "RemoveTargets": rules.remove_targets,
+        "ListTargetsByRule": rules.list_targets,
+        "ListRuleNamesByTarget": rules.list_rule_names_by_target,
+        "TestEventPattern": rules.test_event_pattern,
+    }.items():
+        targets[f"AWSEvents.{op}"] = blocking(fn)
+    targets["AWSEvents.PutEvents"] = put_events
