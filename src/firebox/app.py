@@ -188,10 +188,11 @@ class App:
             await self._runner.cleanup()
             self._runner = None
         await self.manager.close()
-        await self.backend.close()
+        # Before the backend: its shutdown can fail, and these must reach the disk.
         await self.log_writer.flush()
         self.log_store.close()
         await self.meter.close()
+        await self.backend.close()
         self.event_queue.close()
         self.metadata.close()
 

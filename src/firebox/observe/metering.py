@@ -173,5 +173,5 @@ class Meter:
             "requests": t.requests,
             "billed_duration_ms": t.billed_ms,
             "gb_seconds": gb_s,
-            "cost_usd": round(cost, 10),
+            "cost_usd": cost,
         }
