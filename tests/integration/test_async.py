@@ -19,6 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+
 from conftest import Server, python_function, unique
 from shapes import assert_shape
 
@@ -97,8 +98,9 @@ def wait_records(lam: Any, sink: str, count: int, timeout_s: float = 30.0) -> li
 
 
 def send_event(lam: Any, name: str, event: Any, **kwargs: Any) -> str:
-    resp = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(event),
-                      **kwargs)
+    resp = lam.invoke(
+        FunctionName=name, InvocationType="Event", Payload=json.dumps(event), **kwargs
+    )
     assert resp["StatusCode"] == 202
     assert resp["Payload"].read() == b""
     return str(resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"])
@@ -106,8 +108,7 @@ def send_event(lam: Any, name: str, event: Any, **kwargs: Any) -> str:
 
 def signed_get(srv: Server, path: str) -> Any:
     request = AWSRequest(method="GET", url=srv.endpoint + path)
-    SigV4Auth(Credentials(srv.access_key, srv.secret_key), "lambda", "us-east-1").add_auth(
-        request)
+    SigV4Auth(Credentials(srv.access_key, srv.secret_key), "lambda", "us-east-1").add_auth(request)
     req = urllib.request.Request(srv.endpoint + path, headers=dict(request.headers))
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
@@ -118,15 +119,20 @@ def test_event_returns_202_then_runs_and_sends_success_record(lam: Any) -> None:
     name = unique("target")
     arn = python_function(lam, name, TARGET)["FunctionArn"]
     lam.put_function_event_invoke_config(
-        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": sink_arn}})
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": sink_arn}}
+    )
     rid = send_event(lam, name, {"k": 1})
 
     (record,) = wait_records(lam, sink, 1)
     assert record["version"] == "1.0"
     assert record["timestamp"].endswith("Z")
     ctx = record["requestContext"]
-    assert ctx == {"requestId": rid, "functionArn": arn + ":$LATEST", "condition": "Success",
-                   "approximateInvokeCount": 1}
+    assert ctx == {
+        "requestId": rid,
+        "functionArn": arn + ":$LATEST",
+        "condition": "Success",
+        "approximateInvokeCount": 1,
+    }
     assert record["requestPayload"] == {"k": 1}
     assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
     assert record["responsePayload"] == {"ok": True, "got": {"k": 1}}
@@ -141,8 +147,9 @@ def test_function_error_is_retried_then_sent_to_on_failure(lam: Any) -> None:
     on_failure = {"OnFailure": {"Destination": sink_arn}}
     # Default retries (2) on the unqualified function, none on the alias.
     lam.put_function_event_invoke_config(FunctionName=name, DestinationConfig=on_failure)
-    lam.put_function_event_invoke_config(FunctionName=name, Qualifier="live",
-                                         MaximumRetryAttempts=0, DestinationConfig=on_failure)
+    lam.put_function_event_invoke_config(
+        FunctionName=name, Qualifier="live", MaximumRetryAttempts=0, DestinationConfig=on_failure
+    )
     rid_latest = send_event(lam, name, {"fail": True, "n": 1})
     rid_alias = send_event(lam, name, {"fail": True, "n": 2}, Qualifier="live")
 
@@ -152,8 +159,11 @@ def test_function_error_is_retried_then_sent_to_on_failure(lam: Any) -> None:
     assert latest["requestContext"]["approximateInvokeCount"] == 3
     assert alias["requestContext"]["approximateInvokeCount"] == 1
     assert alias["requestContext"]["functionArn"].endswith(f":function:{name}:live")
-    assert latest["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST",
-                                         "functionError": "Unhandled"}
+    assert latest["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
     assert alias["responseContext"]["executedVersion"] == "1"
     assert latest["responsePayload"]["errorType"] == "ValueError"
     assert latest["requestPayload"] == {"fail": True, "n": 1}
@@ -168,8 +178,10 @@ def test_event_older_than_maximum_age_goes_to_on_failure(srv: Server, lam: Any) 
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     # The server's floor is lowered to 1 s (AWS: 60); botocore checks the 60 itself.
     srv.client("lambda", parameter_validation=False).put_function_event_invoke_config(
-        FunctionName=name, MaximumEventAgeInSeconds=1,
-        DestinationConfig={"OnFailure": {"Destination": sink_arn}})
+        FunctionName=name,
+        MaximumEventAgeInSeconds=1,
+        DestinationConfig={"OnFailure": {"Destination": sink_arn}},
+    )
     start = time.monotonic()
     rid = send_event(lam, name, {"x": 1})
     (record,) = wait_records(lam, sink, 1, timeout_s=15)
@@ -186,8 +198,10 @@ def test_throttled_events_wait_and_all_run(lam: Any) -> None:
     python_function(lam, name, TARGET, Timeout=10)
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
     lam.put_function_event_invoke_config(
-        FunctionName=name, MaximumRetryAttempts=0,
-        DestinationConfig={"OnSuccess": {"Destination": sink_arn}})
+        FunctionName=name,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnSuccess": {"Destination": sink_arn}},
+    )
     rids = {send_event(lam, name, {"sleep": 0.2, "i": i}) for i in range(8)}
     records = wait_records(lam, sink, 8, timeout_s=40)
     assert {r["requestContext"]["requestId"] for r in records} == rids
@@ -231,8 +245,7 @@ def test_queue_endpoint_needs_a_signature(srv: Server) -> None:
     assert exc.value.code == 403
 
 
-def test_queue_depth_and_deleted_function_events_go_to_dead_letters(
-        srv: Server, lam: Any) -> None:
+def test_queue_depth_and_deleted_function_events_go_to_dead_letters(srv: Server, lam: Any) -> None:
     name = unique("deleted")
     python_function(lam, name, TARGET)
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
@@ -253,8 +266,11 @@ def test_event_validation_errors(lam: Any) -> None:
     name = unique("val")
     python_function(lam, name, TARGET)
     with pytest.raises(ClientError) as exc:
-        lam.invoke(FunctionName=name, InvocationType="Event",
-                   Payload=json.dumps({"a": "x" * (1024 * 1024)}))
+        lam.invoke(
+            FunctionName=name,
+            InvocationType="Event",
+            Payload=json.dumps({"a": "x" * (1024 * 1024)}),
+        )
     assert error_of(exc) == ("RequestTooLargeException", 413)
     with pytest.raises(ClientError) as exc:
         lam.invoke(FunctionName=name, InvocationType="Event", Payload=b"{not json")
@@ -272,7 +288,8 @@ def test_invoke_async_legacy_api(lam: Any) -> None:
     name = unique("legacy")
     python_function(lam, name, TARGET)
     lam.put_function_event_invoke_config(
-        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": sink_arn}})
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": sink_arn}}
+    )
     resp = lam.invoke_async(FunctionName=name, InvokeArgs=json.dumps({"legacy": True}))
     assert resp["Status"] == 202
     (record,) = wait_records(lam, sink, 1)
@@ -290,13 +307,15 @@ def test_event_invoke_config_api(lam: Any) -> None:
     assert error_of(exc) == ("ResourceNotFoundException", 404)
 
     put = lam.put_function_event_invoke_config(
-        FunctionName=name, MaximumRetryAttempts=1, MaximumEventAgeInSeconds=3600,
-        DestinationConfig={"OnFailure": {"Destination": other_arn}})
+        FunctionName=name,
+        MaximumRetryAttempts=1,
+        MaximumEventAgeInSeconds=3600,
+        DestinationConfig={"OnFailure": {"Destination": other_arn}},
+    )
     assert_shape("lambda", "PutFunctionEventInvokeConfig", put)
     assert put["FunctionArn"] == arn + ":$LATEST"
     assert put["MaximumRetryAttempts"] == 1 and put["MaximumEventAgeInSeconds"] == 3600
-    assert put["DestinationConfig"] == {"OnSuccess": {},
-                                        "OnFailure": {"Destination": other_arn}}
+    assert put["DestinationConfig"] == {"OnSuccess": {}, "OnFailure": {"Destination": other_arn}}
 
     got = lam.get_function_event_invoke_config(FunctionName=name)
     assert_shape("lambda", "GetFunctionEventInvokeConfig", got)
@@ -311,12 +330,13 @@ def test_event_invoke_config_api(lam: Any) -> None:
     assert rep["DestinationConfig"] == {"OnSuccess": {}, "OnFailure": {}}
 
     lam.publish_version(FunctionName=name)
-    lam.put_function_event_invoke_config(FunctionName=name, Qualifier="1",
-                                         MaximumRetryAttempts=1)
+    lam.put_function_event_invoke_config(FunctionName=name, Qualifier="1", MaximumRetryAttempts=1)
     listed = lam.list_function_event_invoke_configs(FunctionName=name)
     assert_shape("lambda", "ListFunctionEventInvokeConfigs", listed)
     assert sorted(c["FunctionArn"] for c in listed["FunctionEventInvokeConfigs"]) == [
-        arn + ":$LATEST", arn + ":1"]
+        arn + ":$LATEST",
+        arn + ":1",
+    ]
     page = lam.list_function_event_invoke_configs(FunctionName=name, MaxItems=1)
     assert len(page["FunctionEventInvokeConfigs"]) == 1 and "NextMarker" in page
     rest = lam.list_function_event_invoke_configs(FunctionName=name, Marker=page["NextMarker"])
@@ -328,19 +348,21 @@ def test_event_invoke_config_api(lam: Any) -> None:
         assert error_of(exc) == ("ValidationException", 400)
     with pytest.raises(ClientError) as exc:
         lam.put_function_event_invoke_config(
-            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": arn}})
+            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": arn}}
+        )
     assert error_of(exc) == ("InvalidParameterValueException", 400)
     with pytest.raises(ClientError) as exc:
         lam.put_function_event_invoke_config(
-            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": "nope"}})
+            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": "nope"}}
+        )
     assert error_of(exc)[1] == 400
     with pytest.raises(ClientError) as exc:
-        lam.put_function_event_invoke_config(FunctionName=name, Qualifier="nosuchalias",
-                                             MaximumRetryAttempts=1)
+        lam.put_function_event_invoke_config(
+            FunctionName=name, Qualifier="nosuchalias", MaximumRetryAttempts=1
+        )
     assert error_of(exc) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as exc:
-        lam.put_function_event_invoke_config(FunctionName=unique("missing"),
-                                             MaximumRetryAttempts=1)
+        lam.put_function_event_invoke_config(FunctionName=unique("missing"), MaximumRetryAttempts=1)
     assert error_of(exc) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as exc:
         lam.update_function_event_invoke_config(FunctionName=other, MaximumRetryAttempts=1)

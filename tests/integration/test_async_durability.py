@@ -19,8 +19,12 @@ from conftest import python_function, unique
 
 
 def test_accepted_events_survive_kill9(server_factory: Any) -> None:
-    srv = server_factory(async_retry_delays_s=(0.2, 0.4), async_throttle_delay_s=0.1,
-                         async_throttle_max_delay_s=0.5, async_pollers=4)
+    srv = server_factory(
+        async_retry_delays_s=(0.2, 0.4),
+        async_throttle_delay_s=0.1,
+        async_throttle_max_delay_s=0.5,
+        async_pollers=4,
+    )
     lam = srv.client("lambda")
     sink = unique("sink")
     sink_arn = python_function(lam, sink, SINK)["FunctionArn"]
@@ -28,12 +32,16 @@ def test_accepted_events_survive_kill9(server_factory: Any) -> None:
     name = unique("durable")
     python_function(lam, name, TARGET)
     lam.put_function_event_invoke_config(
-        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": sink_arn}})
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": sink_arn}}
+    )
 
     clients = [srv.client("lambda") for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
-        accepted = set(pool.map(
-            lambda i: send_event(clients[i % 4], name, {"sleep": 0.02, "i": i}), range(200)))
+        accepted = set(
+            pool.map(
+                lambda i: send_event(clients[i % 4], name, {"sleep": 0.02, "i": i}), range(200)
+            )
+        )
     assert len(accepted) == 200
     srv.kill9()
 
@@ -50,5 +58,4 @@ def test_accepted_events_survive_kill9(server_factory: Any) -> None:
     assert not accepted - seen, f"{len(accepted - seen)} accepted events never ran"
     records = probe(lam, sink)
     assert all(r["requestContext"]["condition"] == "Success" for r in records)
-    assert {json.dumps(r["requestPayload"]["i"]) for r in records} == {
-        str(i) for i in range(200)}
+    assert {json.dumps(r["requestPayload"]["i"]) for r in records} == {str(i) for i in range(200)}
