@@ -31,34 +31,75 @@ class Network:
         self.pid = pid
         self._proc: subprocess.Popen[bytes] | None = None
         self._exit_w: int | None = None
+        self._ready: asyncio.Future[bool] | None = None
+        self._ready_fd = -1
 
     def start(self) -> None:
+        """Start serving the namespace; ``wait_ready`` tells when its interface is up."""
         # It exits by itself when this pipe closes, even if the server dies first.
         exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        argv = [
+            "slirp4netns",
+            "--configure",
+            "--mtu=65520",
+            "--disable-host-loopback",
+            "--enable-sandbox",
+            "--enable-seccomp",
+            f"--exit-fd={exit_r}",
+            f"--ready-fd={ready_w}",
+            str(self.pid),
+            "tap0",
+        ]
         try:
             self._proc = subprocess.Popen(
-                [
-                    "slirp4netns",
-                    "--configure",
-                    "--mtu=65520",
-                    "--disable-host-loopback",
-                    "--enable-sandbox",
-                    "--enable-seccomp",
-                    f"--exit-fd={exit_r}",
-                    str(self.pid),
-                    "tap0",
-                ],
-                pass_fds=[exit_r],
+                argv,
+                pass_fds=[exit_r, ready_w],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 close_fds=True,
             )
+        except OSError:
+            os.close(ready_r)
+            os.close(exit_w)
+            raise
         finally:
             os.close(exit_r)
+            os.close(ready_w)
         self._exit_w = exit_w
+        loop = asyncio.get_running_loop()
+        ready = self._ready = loop.create_future()
+        self._ready_fd = ready_r
+
+        def on_ready() -> None:
+            loop.remove_reader(ready_r)
+            try:
+                ok = bool(os.read(ready_r, 1))
+            except OSError:
+                ok = False
+            os.close(ready_r)
+            if not ready.done():
+                ready.set_result(ok)
+
+        loop.add_reader(ready_r, on_ready)
+
+    async def wait_ready(self, timeout_s: float = 5.0) -> bool:
+        """True once the namespace's interface is configured."""
+        if self._ready is None:
+            return False
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._ready), timeout_s)
+        except TimeoutError:
+            return False
 
     def stop(self) -> None:
+        if self._ready is not None and not self._ready.done():
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._ready_fd)
+            with contextlib.suppress(OSError):
+                os.close(self._ready_fd)
+            self._ready.set_result(False)
         if self._exit_w is not None:
             with contextlib.suppress(OSError):
                 os.close(self._exit_w)

@@ -413,6 +413,11 @@ class Zygote:
                 self.proc.wait(5)
 
 
+def _log_failure(task: asyncio.Task[Zygote]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s", task.exception())
+
+
 def _spawn(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
     # A clean environment: the zygote and everything it forks must never see the server's.
     return subprocess.Popen(
@@ -479,6 +484,7 @@ class ProcessBackend:
         task = self._state.starting.get(key)
         if task is None:
             task = asyncio.ensure_future(self._launch(key, rt, prefill))
+            task.add_done_callback(_log_failure)
             self._state.starting[key] = task
         return task
 
@@ -519,6 +525,8 @@ class ProcessBackend:
             if not (spec.network and self.settings.network) and slot.network is not None:
                 slot.network.stop()
                 slot.network = None
+            elif slot.network is not None and not await slot.network.wait_ready():
+                log.warning("outbound network for environment %s did not come up", spec.env_id)
             message = json.dumps(self._child_spec(spec)).encode() + b"\n"
             slot.ctl.setblocking(True)
             slot.ctl.sendall(message)

@@ -200,16 +200,27 @@ def build_root(cfg):
 
 
 def stage1(cfg):
+    script_fd = os.open(os.path.realpath(__file__), os.O_RDONLY)
+    os.set_inheritable(script_fd, True)
     build_root(cfg)
     env = {"PATH": "/var/lang/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-    script = "/.host" + os.path.realpath(__file__)
+    # The children are forks of stage 2, so its command line is what /proc/1/cmdline shows
+    # inside every environment: it must name no host path. Its source comes through an
+    # inherited descriptor instead, and its socket is a bare descriptor number.
     if cfg.get("prefix"):
         exe = "/var/lang/bin/" + os.path.basename(cfg["executable"])
         env["LD_LIBRARY_PATH"] = "/var/lang/lib"
     else:
         exe = "/.host" + cfg["executable"]
         env["LD_LIBRARY_PATH"] = "/.host" + os.path.join(cfg["host_prefix"], "lib")
-    os.execve(exe, [exe, "-B", script, "--stage2", json.dumps(cfg)], env)
+    argv = [exe, "-B", "-c", STAGE2_LOADER, "--stage2", cfg["kind"], str(cfg["fd"]), str(script_fd)]
+    os.execve(exe, argv, env)
+
+
+STAGE2_LOADER = (
+    "import os,sys;fd=int(sys.argv[4]);src=b''.join(iter(lambda:os.read(fd,65536),b''));"
+    "os.close(fd);exec(compile(src,'zygote.py','exec'))"
+)
 
 
 # --- seccomp ----------------------------------------------------------------------------
@@ -605,8 +616,9 @@ class Zygote:
             self.reap()
 
 
-def stage2(cfg):
-    sock = socket.socket(fileno=cfg["fd"])
+def stage2(kind, fd):
+    cfg = {"kind": kind}
+    sock = socket.socket(fileno=fd)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if cfg["kind"] == "python":
         sys.path.insert(0, "/var/runtime")
@@ -625,6 +637,6 @@ def stage2(cfg):
 
 if __name__ == "__main__":
     if sys.argv[1] == "--stage2":
-        stage2(json.loads(sys.argv[2]))
+        stage2(sys.argv[2], int(sys.argv[3]))
     else:
         stage1(json.loads(sys.argv[1]))
