@@ -14,7 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from firebox.api import async_routes, lambda_routes, logs_routes, metrics_route, usage_routes
+from firebox.api import (
+    async_routes,
+    lambda_routes,
+    logs_routes,
+    metrics_route,
+    provisioned_routes,
+    usage_routes,
+)
 from firebox.api.server import build_api, presign_code_url
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.aliases import Aliases
@@ -22,6 +29,7 @@ from firebox.control.catalog import FUNCTION, VERSION, Catalog
 from firebox.control.event_invoke import EventInvokeConfigs
 from firebox.control.functions import Functions
 from firebox.control.layers import Layers
+from firebox.control.provisioned import ProvisionedConcurrency
 from firebox.control.resolve import Resolver
 from firebox.control.versions import Versions
 from firebox.credentials import RootCredentials, load_credentials
@@ -89,6 +97,9 @@ class App:
         self.backend = make_backend(settings)
         self.manager = WorkerManager(settings, self.backend, self.code, self.log_writer.append)
         self.invoker = Invoker(self.resolver, self.manager, self.limiter)
+        self.provisioned = ProvisionedConcurrency(
+            self.catalog, self.resolver, self.manager, settings.account_concurrency,
+            settings.min_unreserved_concurrency)
         self.metrics = Metrics()
         self.meter = Meter(data / "metering.db", Prices(settings.price_per_gb_s,
                                                       settings.price_per_million_requests))
@@ -108,6 +119,7 @@ class App:
         self.registrars: list[Callable[[web.Application], None]] = [
             lambda_routes.register, async_routes.register, logs_routes.register,
             metrics_route.register, usage_routes.register]
+        self.registrars.append(provisioned_routes.register)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -170,6 +182,7 @@ class App:
         await site.start()
         self._tasks.append(asyncio.create_task(self.log_writer.run()))
         self._tasks.append(asyncio.create_task(self.manager.reap_forever()))
+        self.provisioned.start(self._loop)
         self._tasks.append(asyncio.create_task(
             sweep_retention_forever(self.log_store, self.settings.log_retention_sweep_s)))
         self._tasks.append(asyncio.create_task(self.meter.run(self.settings.metering_flush_s)))
@@ -187,6 +200,7 @@ class App:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.provisioned.stop()
         await self.manager.close()
         # Before the backend: its shutdown can fail, and these must reach the disk.
         await self.log_writer.flush()

@@ -62,6 +62,8 @@ class WorkerManager:
         self._provisioned: dict[str, list[Environment]] = {}
         self._prov_idle: defaultdict[tuple[str, str, str], list[Environment]] = defaultdict(list)
         self._prov_owner: dict[str, str] = {}  # env id -> owner
+        # Told (with the owner) when a provisioned environment dies, to replace it.
+        self.provisioned_lost: Callable[[str], None] | None = None
 
     # --- the narrow interface ---------------------------------------------------------
 
@@ -276,6 +278,8 @@ class WorkerManager:
         owner = self._prov_owner.pop(env.id, None)
         if owner is not None and env in self._provisioned.get(owner, ()):
             self._provisioned[owner].remove(env)
+            if self.provisioned_lost is not None:
+                self.provisioned_lost(owner)
         server = self._servers.pop(env.id, None)
         if server is not None:
             self._spawn(server.close())

@@ -1,0 +1,270 @@
+"""Provisioned concurrency: N initialised environments kept ready for a version or alias.
+
+Configs live in the metadata store (kind ``provisioned``, key ``{name}/{qualifier}``) and
+are re-applied when the server starts. The control-plane calls (Put/Get/Delete/List) run
+in worker threads like the rest of the control plane; allocation runs on the event loop,
+where the worker manager lives: ``IN_PROGRESS`` until the environments have finished Init,
+then ``READY`` (or ``FAILED`` with a reason when Init fails). A config follows its target:
+an alias that moves to another version gets new environments, a deleted version, alias or
+function takes its config with it, and an environment lost to a crash is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from firebox.arn import LATEST
+from firebox.control.catalog import Catalog, now_iso, paginate
+from firebox.control.resolve import Resolver
+from firebox.errors import (
+    InvalidParameterValue,
+    ProvisionedConcurrencyConfigNotFound,
+    ResourceConflict,
+    ResourceNotFound,
+)
+from firebox.store.metadata.base import Doc
+
+if TYPE_CHECKING:
+    from firebox.workers.manager import WorkerManager
+
+log = logging.getLogger(__name__)
+
+PROVISIONED = "provisioned"
+
+
+def _key(name: str, qualifier: str) -> str:
+    return f"{name}/{qualifier}"
+
+
+class ProvisionedConcurrency:
+    def __init__(
+        self,
+        catalog: Catalog,
+        resolver: Resolver,
+        manager: WorkerManager,
+        account_limit: int,
+        min_unreserved: int,
+    ) -> None:
+        self.c = catalog
+        self.resolver = resolver
+        self.manager = manager
+        self.account_limit = account_limit
+        self.min_unreserved = min_unreserved
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Live status per config key: (Status, StatusReason); the store keeps the request.
+        self._status: dict[str, tuple[str, str | None]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        catalog.listeners.append(self._on_change)
+        catalog.on_delete.append(self._on_delete)
+        manager.provisioned_lost = self._on_lost
+
+    # --- control plane (worker threads) -------------------------------------------------
+
+    def put(self, name: str, qualifier: str | None, requested: Any) -> Doc:
+        qualifier = self._check_qualifier(name, qualifier)
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise InvalidParameterValue(
+                "1 validation error detected: Value at 'provisionedConcurrentExecutions' "
+                "failed to satisfy constraint: Member must have value greater than or equal to 1"
+            )
+        with self.c.lock:
+            function = self.c.function_doc(name)
+            version = self._target_version(name, qualifier)
+            reserved = function.get("reserved")
+            others = 0
+            for _, doc in self.c.store.list(PROVISIONED, prefix=f"{name}/"):
+                if doc["Qualifier"] == qualifier:
+                    continue
+                others += doc["Requested"]
+                try:
+                    other_version = self._target_version(name, doc["Qualifier"])
+                except ResourceNotFound:
+                    continue
+                if other_version == version:
+                    kind = "Alias" if not qualifier.isdigit() else "Version"
+                    raise ResourceConflict(
+                        f"{kind} {qualifier} is already configured with provisioned "
+                        f"concurrency via {doc['Qualifier']}"
+                    )
+            if reserved is not None and requested + others > reserved:
+                raise InvalidParameterValue(
+                    "Requested Provisioned Concurrency should not be greater than the "
+                    "reservedConcurrentExecution for function"
+                )
+            limit = self.account_limit - self.min_unreserved
+            if reserved is None and requested + others > limit:
+                raise InvalidParameterValue(
+                    f"Specified ConcurrentExecutions for function is greater than account's "
+                    f"unreserved concurrency [{limit}]"
+                )
+            doc = {
+                "FunctionName": name,
+                "Qualifier": qualifier,
+                "Requested": requested,
+                "LastModified": now_iso(),
+            }
+            self.c.store.put(PROVISIONED, _key(name, qualifier), doc)
+        self._status[_key(name, qualifier)] = ("IN_PROGRESS", None)
+        self._schedule(name, qualifier)
+        return self._public(doc)
+
+    def get(self, name: str, qualifier: str | None) -> Doc:
+        qualifier = self._check_qualifier(name, qualifier)
+        doc = self.c.store.get(PROVISIONED, _key(name, qualifier))
+        if doc is None:
+            raise ProvisionedConcurrencyConfigNotFound(
+                "No Provisioned Concurrency Config found for this function"
+            )
+        return self._public(doc)
+
+    def delete(self, name: str, qualifier: str | None) -> None:
+        qualifier = self._check_qualifier(name, qualifier)
+        with self.c.lock:
+            if not self.c.store.delete(PROVISIONED, _key(name, qualifier)):
+                raise ProvisionedConcurrencyConfigNotFound(
+                    "No Provisioned Concurrency Config found for this function"
+                )
+        self._schedule(name, qualifier)
+
+    def list(self, name: str, marker: str | None, max_items: int | None) -> Doc:
+        self.c.function_doc(name)
+        if max_items is not None and not 1 <= max_items <= 50:
+            raise InvalidParameterValue(
+                f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to "
+                "satisfy constraint: Member must have value less than or equal to 50"
+            )
+        docs = [d for _, d in self.c.store.list(PROVISIONED, prefix=f"{name}/")]
+        page, next_marker = paginate(docs, marker, max_items, key=lambda d: d["Qualifier"])
+        items = [{"FunctionArn": self.c.arn(name, d["Qualifier"]), **self._public(d)} for d in page]
+        out: Doc = {"ProvisionedConcurrencyConfigs": items}
+        if next_marker:
+            out["NextMarker"] = next_marker
+        return out
+
+    def _check_qualifier(self, name: str, qualifier: str | None) -> str:
+        self.c.function_doc(name)
+        if not qualifier:
+            raise InvalidParameterValue("Qualifier is required: a version number or alias name")
+        if qualifier == LATEST:
+            raise InvalidParameterValue(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function "
+                "versions."
+            )
+        return qualifier
+
+    def _target_version(self, name: str, qualifier: str) -> str:
+        """The version a qualifier points at (ResourceNotFound if it does not exist)."""
+        if qualifier.isdigit():
+            self.c.version_doc(name, qualifier)
+            return qualifier
+        alias = self.c.alias_doc(name, qualifier)
+        if (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
+            raise InvalidParameterValue(
+                "Alias with weights can not be used with Provisioned Concurrency"
+            )
+        return str(alias["FunctionVersion"])
+
+    def _public(self, doc: Doc) -> Doc:
+        key = _key(doc["FunctionName"], doc["Qualifier"])
+        status, reason = self._status.get(key, ("IN_PROGRESS", None))
+        ready = min(self.manager.provisioned_ready(key), doc["Requested"])
+        out: Doc = {
+            "RequestedProvisionedConcurrentExecutions": doc["Requested"],
+            "AvailableProvisionedConcurrentExecutions": ready,
+            "AllocatedProvisionedConcurrentExecutions": ready,
+            "Status": status,
+            "LastModified": doc["LastModified"],
+        }
+        if reason:
+            out["StatusReason"] = reason
+        return out
+
+    # --- reacting to the rest of the control plane (any thread) -------------------------
+
+    def _on_change(self, name: str) -> None:
+        for _, doc in self.c.store.list(PROVISIONED, prefix=f"{name}/"):
+            self._schedule(name, doc["Qualifier"])
+
+    def _on_delete(self, name: str) -> None:
+        for key, doc in self.c.store.list(PROVISIONED, prefix=f"{name}/"):
+            self.c.store.delete(PROVISIONED, key)
+            self._schedule(name, doc["Qualifier"])
+
+    def _on_lost(self, owner: str) -> None:
+        name, _, qualifier = owner.partition("/")
+        self._schedule(name, qualifier)
+
+    # --- allocation (event loop) --------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the server's loop and re-apply every stored config."""
+        self._loop = loop
+        for _, doc in self.c.store.list(PROVISIONED):
+            self._schedule(doc["FunctionName"], doc["Qualifier"])
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        self._tasks.clear()
+
+    def _schedule(self, name: str, qualifier: str) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._start_task(name, qualifier)
+        else:
+            loop.call_soon_threadsafe(self._start_task, name, qualifier)
+
+    def _start_task(self, name: str, qualifier: str) -> None:
+        key = _key(name, qualifier)
+        previous = self._tasks.get(key)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        self._tasks[key] = asyncio.ensure_future(self._reconcile(name, qualifier, previous))
+
+    async def _reconcile(
+        self, name: str, qualifier: str, previous: asyncio.Task[None] | None
+    ) -> None:
+        """Make the environments match the stored config (or its absence)."""
+        key = _key(name, qualifier)
+        if previous is not None:
+            try:
+                await previous
+            except (asyncio.CancelledError, Exception):
+                pass
+        doc = await asyncio.to_thread(self.c.store.get, PROVISIONED, key)
+        if doc is not None:
+            try:
+                fv = self.resolver.resolve(name, qualifier)
+            except ResourceNotFound:
+                # The version or alias went away: so does its config.
+                await asyncio.to_thread(self.c.store.delete, PROVISIONED, key)
+                doc = None
+        if doc is None:
+            self.manager.unprovision(key)
+            self._status.pop(key, None)
+            return
+        requested = int(doc["Requested"])
+        if self.manager.provisioned_ready(key) < requested:
+            self._status[key] = ("IN_PROGRESS", None)
+        try:
+            ready = await self.manager.provision(key, fv, requested)
+        except Exception as exc:  # a backend failure must not kill the loop's task quietly
+            log.exception("provisioning %s failed", key)
+            self._status[key] = ("FAILED", f"FUNCTION_ERROR_INIT_FAILURE: {exc}")
+            return
+        if ready >= requested:
+            self._status[key] = ("READY", None)
+        else:
+            self._status[key] = (
+                "FAILED",
+                "FUNCTION_ERROR_INIT_FAILURE: the function failed to initialize "
+                f"({ready} of {requested} environments ready)",
+            )
