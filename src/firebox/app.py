@@ -44,6 +44,7 @@ from firebox.settings import Settings
 from firebox.store.code.files import FileCodeStore
 from firebox.store.logs.sqlite import SqliteLogStore
 from firebox.store.metadata.sqlite import SqliteMetadataStore
+from firebox.store.queue.base import EventQueue
 from firebox.store.queue.sqlite import SqliteEventQueue
 from firebox.triggers import Triggers
 from firebox.workers.concurrency import ConcurrencyLimiter
@@ -67,6 +68,19 @@ def make_backend(settings: Settings) -> SandboxBackend:
     from firebox.sandbox.process import ProcessBackend
 
     return ProcessBackend(settings, work)
+
+
+def make_queue(settings: Settings) -> EventQueue:
+    """The async event queue backend named in settings."""
+    if settings.queue_url:
+        import socket
+
+        from firebox.store.queue.postgres import PostgresEventQueue
+
+        # A node's identity outlives restarts (host + data dir): it releases its own leases.
+        node = f"{socket.gethostname()}:{settings.data_dir}"
+        return PostgresEventQueue(settings.queue_url, node)
+    return SqliteEventQueue(settings.data_dir / "queue.db")
 
 
 class App:
@@ -107,15 +121,14 @@ class App:
         self.catalog.listeners.append(self._on_function_changed)
         # Asynchronous invocation: configs, the durable queue, intake and pollers.
         self.event_configs = EventInvokeConfigs(self.catalog)
-        self.event_queue = SqliteEventQueue(data / "queue.db")
+        self.event_queue = make_queue(settings)
         self.committer = GroupCommitter(self.event_queue)
         self.intake = EventIntake(self.resolver, self.committer)
         self.pollers = Pollers(settings, self.event_queue, self.invoker, self.resolver,
                                self.event_configs, self.catalog.arn)
         self.committer.on_written.append(self.pollers.notify)
         # A deleted function's queued events go to the failure path (dead letters).
-        self.catalog.on_delete.append(
-            lambda name: self.event_queue.discard_function(name, "FunctionDeleted", time.time()))
+        self.catalog.on_delete.append(self.pollers.on_function_deleted)
         self.registrars: list[Callable[[web.Application], None]] = [
             lambda_routes.register, async_routes.register, logs_routes.register,
             metrics_route.register, usage_routes.register]

@@ -56,6 +56,9 @@ class Settings:
     async_throttle_max_delay_s: float = 300.0
     # Floor of MaximumEventAgeInSeconds (AWS: 60); tests lower it to see expiry quickly.
     async_min_event_age_s: int = 60
+    # Where the event queue lives: "" = SQLite in the data dir (queue.db); a
+    # postgresql://… URL = a PostgreSQL queue several nodes can share (the [postgres] extra).
+    queue_url: str = ""
 
     # Schedules: how often the scheduler looks for due rules.
     schedule_tick_s: float = 1.0
@@ -89,6 +92,8 @@ class Settings:
     def validate(self) -> Settings:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be 1-65535, got {self.port}")
+        if self.queue_url and not self.queue_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError("queue_url must be empty (SQLite) or a postgresql:// URL")
         if self.sandbox not in ("process", "unsandboxed"):
             raise SettingsError(f"sandbox must be 'process' or 'unsandboxed', got {self.sandbox!r}")
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):

@@ -79,6 +79,12 @@ class Pollers:
         self._busy = 0
         self._rng = random.Random()
 
+    def on_function_deleted(self, name: str) -> None:
+        """Catalog.on_delete: the function's queued events go to the dead letters."""
+        moved = self.queue.discard_function(name, "FunctionDeleted", time.time())
+        if moved:
+            log.warning("function %s deleted: %d queued events dead-lettered", name, moved)
+
     def notify(self) -> None:
         """New events were written: look for due work now."""
         self._wake.set()
