@@ -112,11 +112,17 @@ class App:
         self.manager = WorkerManager(settings, self.backend, self.code, self.log_writer.append)
         self.invoker = Invoker(self.resolver, self.manager, self.limiter)
         self.provisioned = ProvisionedConcurrency(
-            self.catalog, self.resolver, self.manager, settings.account_concurrency,
-            settings.min_unreserved_concurrency)
+            self.catalog,
+            self.resolver,
+            self.manager,
+            settings.account_concurrency,
+            settings.min_unreserved_concurrency,
+        )
         self.metrics = Metrics()
-        self.meter = Meter(data / "metering.db", Prices(settings.price_per_gb_s,
-                                                      settings.price_per_million_requests))
+        self.meter = Meter(
+            data / "metering.db",
+            Prices(settings.price_per_gb_s, settings.price_per_million_requests),
+        )
         self.invoker.observers += [self.metrics.observe, self.meter.observe]
         self.catalog.listeners.append(self._on_function_changed)
         # Asynchronous invocation: configs, the durable queue, intake and pollers.
@@ -124,14 +130,24 @@ class App:
         self.event_queue = make_queue(settings)
         self.committer = GroupCommitter(self.event_queue)
         self.intake = EventIntake(self.resolver, self.committer)
-        self.pollers = Pollers(settings, self.event_queue, self.invoker, self.resolver,
-                               self.event_configs, self.catalog.arn)
+        self.pollers = Pollers(
+            settings,
+            self.event_queue,
+            self.invoker,
+            self.resolver,
+            self.event_configs,
+            self.catalog.arn,
+        )
         self.committer.on_written.append(self.pollers.notify)
         # A deleted function's queued events go to the failure path (dead letters).
         self.catalog.on_delete.append(self.pollers.on_function_deleted)
         self.registrars: list[Callable[[web.Application], None]] = [
-            lambda_routes.register, async_routes.register, logs_routes.register,
-            metrics_route.register, usage_routes.register]
+            lambda_routes.register,
+            async_routes.register,
+            logs_routes.register,
+            metrics_route.register,
+            usage_routes.register,
+        ]
         self.registrars.append(provisioned_routes.register)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -172,15 +188,17 @@ class App:
         rid = await self.submit_event(ref, payload, request_id=request.get("request_id"))
         return web.Response(status=202, headers={"x-amzn-RequestId": rid})
 
-    async def submit_event(self, ref: FunctionRef, payload: bytes, *,
-                           request_id: str | None = None) -> str:
+    async def submit_event(
+        self, ref: FunctionRef, payload: bytes, *, request_id: str | None = None
+    ) -> str:
         """Validate an async invoke and queue it durably (fsync'ed); its request id."""
         return await self.intake.submit(ref, payload, request_id=request_id)
 
     def queue_stats(self) -> dict[str, dict[str, Any]]:
         """Per function: depth, oldest_age_s, in_flight, dead_lettered."""
-        return {name: dataclasses.asdict(s)
-                for name, s in self.event_queue.stats(time.time()).items()}
+        return {
+            name: dataclasses.asdict(s) for name, s in self.event_queue.stats(time.time()).items()
+        }
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -196,8 +214,11 @@ class App:
         self._tasks.append(asyncio.create_task(self.log_writer.run()))
         self._tasks.append(asyncio.create_task(self.manager.reap_forever()))
         self.provisioned.start(self._loop)
-        self._tasks.append(asyncio.create_task(
-            sweep_retention_forever(self.log_store, self.settings.log_retention_sweep_s)))
+        self._tasks.append(
+            asyncio.create_task(
+                sweep_retention_forever(self.log_store, self.settings.log_retention_sweep_s)
+            )
+        )
         self._tasks.append(asyncio.create_task(self.meter.run(self.settings.metering_flush_s)))
         self._tasks.append(asyncio.create_task(self.pollers.run()))
         await self.triggers.start()

@@ -79,8 +79,7 @@ class SqliteEventQueue:
         self._lock = threading.Lock()
         # Leases of a previous process are void (see the module docstring).
         with self._lock:
-            self._db.execute(
-                "UPDATE events SET leased=0, due_at=? WHERE leased=1", (time.time(),))
+            self._db.execute("UPDATE events SET leased=0, due_at=? WHERE leased=1", (time.time(),))
 
     def _insert(self, events: Sequence[QueuedEvent], due_at: float | None = None) -> None:
         self._db.executemany(
