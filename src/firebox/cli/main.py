@@ -1,8 +1,10 @@
-"""The `firebox` command: serve, credentials (and the developer commands)."""
+"""The `firebox` command: serve and credentials here; deploy, invoke, logs, ls, rm and usage
+in commands.py."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
@@ -10,6 +12,8 @@ from typing import Any
 
 import click
 
+from firebox.cli.commands import COMMANDS
+from firebox.cli.output import fail
 from firebox.settings import SettingsError, load_settings
 
 
@@ -29,20 +33,38 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 9000).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Where state lives (default ./.firebox).")
-@click.option("--sandbox", type=click.Choice(["process", "unsandboxed"]), default=None,
-              help="Isolation backend (default process).")
-@click.option("--allow-unsandboxed", is_flag=True, default=None,
-              help="Development only: allow running functions without isolation.")
-@click.option("--keepalive", "keepalive_s", type=float, default=None,
-              help="Seconds an idle environment is kept warm (default 300).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where state lives (default ./.firebox).",
+)
+@click.option(
+    "--sandbox",
+    type=click.Choice(["process", "unsandboxed"]),
+    default=None,
+    help="Isolation backend (default process).",
+)
+@click.option(
+    "--allow-unsandboxed",
+    is_flag=True,
+    default=None,
+    help="Development only: allow running functions without isolation.",
+)
+@click.option(
+    "--keepalive",
+    "keepalive_s",
+    type=float,
+    default=None,
+    help="Seconds an idle environment is kept warm (default 300).",
+)
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def serve(**flags: Any) -> None:
     """Start the server."""
     settings = _settings(**flags)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         import uvloop
 
@@ -60,17 +82,21 @@ def serve(**flags: Any) -> None:
     def ready() -> None:
         c = app.credentials
         url = settings.endpoint_url
-        click.echo(f"Firebox listening on {url} (data dir {settings.data_dir}, "
-                   f"sandbox {app.backend.name})")
+        click.echo(
+            f"Firebox listening on {url} (data dir {settings.data_dir}, sandbox {app.backend.name})"
+        )
         click.echo("boto3:")
-        click.echo(f"  boto3.client('lambda', endpoint_url='{url}', region_name="
-                   f"'{settings.region}',")
+        click.echo(
+            f"  boto3.client('lambda', endpoint_url='{url}', region_name='{settings.region}',"
+        )
         click.echo(f"               aws_access_key_id='{c.access_key_id}',")
         click.echo(f"               aws_secret_access_key='{c.secret_access_key}')")
         click.echo("AWS CLI:")
-        click.echo(f"  export AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION={settings.region} "
-                   f"AWS_ACCESS_KEY_ID={c.access_key_id} "
-                   f"AWS_SECRET_ACCESS_KEY={c.secret_access_key}")
+        click.echo(
+            f"  export AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION={settings.region} "
+            f"AWS_ACCESS_KEY_ID={c.access_key_id} "
+            f"AWS_SECRET_ACCESS_KEY={c.secret_access_key}"
+        )
         sys.stdout.flush()
 
     try:
@@ -78,26 +104,48 @@ def serve(**flags: Any) -> None:
     except SandboxUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot serve on {settings.host}:{settings.port}: {exc}"
-                                   ) from None
+        raise click.ClickException(
+            f"cannot serve on {settings.host}:{settings.port}: {exc}"
+        ) from None
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-def credentials(**flags: Any) -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The server's data dir (default ./.firebox).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+def credentials(as_json: bool, **flags: Any) -> None:
     """Show the server's root credentials (generated on first start)."""
     from firebox.credentials import load_credentials
 
     settings = _settings(**flags)
     creds = load_credentials(settings, create=False)
     if creds is None:
-        raise click.ClickException(
-            f"no credentials in {settings.data_dir}: start the server once with `firebox serve`"
+        fail(f"no credentials in {settings.data_dir}: start the server once with `firebox serve`")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "aws_access_key_id": creds.access_key_id,
+                    "aws_secret_access_key": creds.secret_access_key,
+                    "region": settings.region,
+                    "endpoint_url": settings.endpoint_url,
+                },
+                indent=2,
+            )
         )
+        return
     click.echo(f"aws_access_key_id = {creds.access_key_id}")
     click.echo(f"aws_secret_access_key = {creds.secret_access_key}")
     click.echo(f"region = {settings.region}")
     click.echo(f"endpoint_url = {settings.endpoint_url}")
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:
