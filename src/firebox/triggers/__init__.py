@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from firebox.arn import FunctionRef
+from firebox.control.event_sources import EventSourceMappings
 from firebox.control.policies import Policies
 from firebox.control.urls import FunctionUrls
+from firebox.triggers.esm import EsmManager
 from firebox.triggers.function_urls import UrlServer
 from firebox.triggers.rules import Rules
 from firebox.triggers.scheduler import Scheduler
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 class Triggers:
     def __init__(self, app: App) -> None:
-        from firebox.api import events_routes, policy_routes, url_routes
+        from firebox.api import esm_routes, events_routes, policy_routes, url_routes
 
         self.app = app
         self.policies = Policies(app.catalog)
@@ -37,9 +39,12 @@ class Triggers:
             policy_routes.register,
             url_routes.register,
             events_routes.register,
+            esm_routes.register,
         ]
         self.rules = Rules(app)
         self.scheduler = Scheduler(app, self.rules)
+        self.event_sources = EventSourceMappings(app.catalog)
+        self.esm = EsmManager(app, self.event_sources)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def submit(self, ref: FunctionRef, payload: bytes) -> str:
@@ -50,8 +55,10 @@ class Triggers:
         if self.app.settings.url_port:
             await self.url_server.start()
         self._tasks.append(asyncio.create_task(self.scheduler.run()))
+        await self.esm.start()
 
     async def stop(self) -> None:
+        await self.esm.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -1,0 +1,82 @@
+"""Event source mappings: one poller task per enabled mapping, restarted on every change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from firebox.control.event_sources import ESM, EventSourceMappings
+from firebox.store.metadata.base import Doc
+from firebox.triggers.esm.base import Poller, Source
+
+if TYPE_CHECKING:
+    from firebox.app import App
+
+log = logging.getLogger(__name__)
+
+
+def make_source(mapping: Doc) -> Source:
+    kind = mapping["_kind"]
+    if kind == "redis":
+        from firebox.triggers.esm.redis_streams import RedisStreamSource
+
+        return RedisStreamSource(mapping)
+    if kind == "rabbitmq":
+        from firebox.triggers.esm.rabbitmq import RabbitMQSource
+
+        return RabbitMQSource(mapping)
+    if kind == "nats":
+        from firebox.triggers.esm.nats import NatsSource
+
+        return NatsSource(mapping)
+    raise ValueError(f"unknown event source kind {kind}")
+
+
+class EsmManager:
+    def __init__(self, app: App, control: EventSourceMappings) -> None:
+        self.app = app
+        self.control = control
+        self.pollers: dict[str, tuple[Poller, asyncio.Task[None]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        control.listeners.append(self._on_change)
+
+    def _on_change(self, mapping_id: str) -> None:
+        # Control-plane writes run in worker threads: hop to the loop.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.refresh(mapping_id)))
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for doc in await asyncio.to_thread(self.control.all):
+            await self.refresh(doc["UUID"], doc)
+
+    async def refresh(self, mapping_id: str, doc: Doc | None = None) -> None:
+        await self._stop_one(mapping_id)
+        if doc is None:
+            doc = await asyncio.to_thread(self.app.metadata.get, ESM, mapping_id)
+        if doc is None or doc.get("State") != "Enabled":
+            return
+
+        def report(text: str) -> None:
+            self.control.status[mapping_id] = text
+
+        try:
+            source = make_source(doc)
+        except Exception as exc:
+            report(f"PROBLEM: {exc}")
+            return
+        poller = Poller(self.app, doc, source, report)
+        self.pollers[mapping_id] = (poller, asyncio.create_task(poller.run()))
+
+    async def _stop_one(self, mapping_id: str) -> None:
+        entry = self.pollers.pop(mapping_id, None)
+        if entry is not None:
+            entry[1].cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await entry[1]
+
+    async def stop(self) -> None:
+        for mapping_id in list(self.pollers):
+            await self._stop_one(mapping_id)

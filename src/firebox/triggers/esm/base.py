@@ -1,0 +1,265 @@
+"""The broker-independent half of an event source mapping: batching, filtering, the
+synchronous invoke, partial batch failures, retries, the OnFailure destination, and
+reconnecting when the broker goes away.
+
+A message is acknowledged to its broker only after the function succeeded on it (or it
+was filtered out, or handed to the OnFailure destination), so a crash of the function, the
+poller or the whole server leaves it unacknowledged and the broker redelivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from firebox.arn import parse_function_ref
+from firebox.errors import FireboxError, TooManyRequests
+from firebox.store.metadata.base import Doc
+from firebox.triggers.patterns import matches
+
+if TYPE_CHECKING:
+    from firebox.app import App
+
+log = logging.getLogger(__name__)
+
+
+class BrokerAuthError(Exception):
+    """The broker refused the credentials."""
+
+
+@dataclass(slots=True)
+class Message:
+    id: str  # the itemIdentifier of ReportBatchItemFailures
+    record: Doc  # as it appears in the function's event
+    handle: Any = field(default=None, repr=False)  # what the broker needs to ack it
+
+
+class Source:
+    """One broker connection of one mapping. Subclasses implement the broker calls."""
+
+    def __init__(self, mapping: Doc) -> None:
+        self.mapping = mapping
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def fetch(self, max_messages: int, window_s: float) -> list[Message]:
+        """Up to ``max_messages``; waits up to ``window_s`` to fill a batch, and briefly
+        (about a second) when there is nothing at all, so that stopping stays prompt."""
+        raise NotImplementedError
+
+    async def ack(self, messages: list[Message]) -> None:
+        raise NotImplementedError
+
+    async def retry_later(self, messages: list[Message]) -> None:
+        """Keep failed messages from being redelivered while we retry them ourselves."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def event(self, messages: list[Message]) -> Doc:
+        raise NotImplementedError
+
+    def filter_view(self, message: Message) -> Doc:
+        """What FilterCriteria patterns are matched against."""
+        return message.record
+
+
+def credentials(mapping: Doc) -> tuple[str | None, str | None]:
+    for item in mapping.get("SourceAccessConfigurations") or []:
+        if item.get("Type") == "BASIC_AUTH":
+            user, _, password = str(item.get("URI", "")).partition(":")
+            return user or None, password or None
+    return None, None
+
+
+def problem_text(exc: BaseException) -> str:
+    if isinstance(exc, BrokerAuthError):
+        return f"PROBLEM: Authentication error. The broker refused the credentials: {exc}"
+    # Client libraries have their own connection errors (redis.ConnectionError, aiormq's
+    # AMQPConnectionError, nats' NoServersError …), not all of them OSErrors.
+    name = type(exc).__name__.lower()
+    if isinstance(exc, OSError | ConnectionError | asyncio.TimeoutError) or any(
+        w in name for w in ("connection", "timeout", "noservers", "unreachable")
+    ):
+        return f"PROBLEM: Connection error. The event source could not be reached: {exc}"
+    return f"PROBLEM: {type(exc).__name__}: {exc}"
+
+
+class Poller:
+    """Runs one mapping until cancelled."""
+
+    def __init__(
+        self, app: App, mapping: Doc, source: Source, report: Callable[[str], None]
+    ) -> None:
+        self.app = app
+        self.mapping = mapping
+        self.source = source
+        self.report = report
+        self.attempts: dict[str, int] = {}
+        self.retry: list[Message] = []
+        self.delivered = 0
+
+    @property
+    def _filters(self) -> list[Doc]:
+        out = []
+        for f in (self.mapping.get("FilterCriteria") or {}).get("Filters") or []:
+            with contextlib.suppress(ValueError, TypeError):
+                out.append(json.loads(f["Pattern"]))
+        return out
+
+    async def run(self) -> None:
+        delay = self.app.settings.esm_retry_delay_s
+        while True:
+            try:
+                await self.source.connect()
+                self.retry = []  # the broker redelivers what was in flight
+                while True:
+                    batch = self.retry
+                    self.retry = []
+                    if not batch:
+                        batch = await self.source.fetch(
+                            int(self.mapping["BatchSize"]),
+                            float(self.mapping.get("MaximumBatchingWindowInSeconds") or 0),
+                        )
+                    if batch:
+                        await self.process(batch)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await self.source.close()
+                raise
+            except Exception as exc:
+                text = problem_text(exc)
+                log.warning("event source mapping %s: %s", self.mapping["UUID"], text)
+                self.report(text)
+                with contextlib.suppress(Exception):
+                    await self.source.close()
+                await asyncio.sleep(delay)
+
+    async def process(self, batch: list[Message]) -> None:
+        filters = self._filters
+        if filters:
+            keep = [
+                m for m in batch if any(matches(p, self.source.filter_view(m)) for p in filters)
+            ]
+            dropped = [m for m in batch if m not in keep]
+            if dropped:
+                await self.source.ack(dropped)
+            batch = keep
+            if not batch:
+                return
+        failed, counted = await self._invoke(batch)
+        ok = [m for m in batch if m.id not in failed]
+        if ok:
+            await self.source.ack(ok)
+            for m in ok:
+                self.attempts.pop(m.id, None)
+            self.delivered += len(ok)
+        if not failed:
+            return
+        limit = int(self.mapping.get("MaximumRetryAttempts", -1))
+        exhausted: list[Message] = []
+        again: list[Message] = []
+        # In the order the broker gave them, so that retries keep that order.
+        for m in (m for m in batch if m.id in failed):
+            mid = m.id
+            if counted:
+                self.attempts[mid] = self.attempts.get(mid, 0) + 1
+            # MaximumRetryAttempts counts retries after the first attempt.
+            (exhausted if limit != -1 and self.attempts[mid] > limit else again).append(m)
+        if exhausted:
+            if await self._on_failure(exhausted):
+                await self.source.ack(exhausted)
+                for m in exhausted:
+                    self.attempts.pop(m.id, None)
+            else:
+                again += exhausted  # the destination could not take them: keep trying
+        if again:
+            await self.source.retry_later(again)
+            worst = max(self.attempts.get(m.id, 1) for m in again)
+            await asyncio.sleep(min(0.1 * 2 ** min(worst, 6), 5.0))
+            self.retry = again
+
+    async def _invoke(self, batch: list[Message]) -> tuple[set[str], bool]:
+        """Run the function on a batch: the ids of the messages that failed, and whether
+        the failure counts as an attempt (a throttle does not, as in Lambda)."""
+        all_ids = {m.id for m in batch}
+        ref = parse_function_ref(self.mapping["FunctionArn"])
+        payload = json.dumps(self.source.event(batch)).encode()
+        try:
+            result = await self.app.invoker.invoke(ref, payload, payload_checked=True)
+        except TooManyRequests:
+            return all_ids, False
+        except FireboxError as exc:
+            self.report(f"PROBLEM: Function call failed: {exc.code}: {exc.message}")
+            return all_ids, True
+        if result.function_error:
+            self.report("PROBLEM: Function call failed")
+            return all_ids, True
+        self.report("OK")
+        if "ReportBatchItemFailures" not in (self.mapping.get("FunctionResponseTypes") or []):
+            return set(), True
+        try:
+            response = json.loads(result.payload) if result.payload.strip() else None
+        except ValueError:
+            return set(), True
+        if not isinstance(response, dict) or not response.get("batchItemFailures"):
+            return set(), True
+        failures = response["batchItemFailures"]
+        ids: set[str] = set()
+        for item in failures if isinstance(failures, list) else []:
+            ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+            if not isinstance(ident, str) or ident not in all_ids:
+                # As Lambda: an invalid report fails the whole batch.
+                return all_ids, True
+            ids.add(ident)
+        return ids, True
+
+    async def _on_failure(self, messages: list[Message]) -> bool:
+        """Hand exhausted messages to the OnFailure destination; False if it failed."""
+        destination = ((self.mapping.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+            "Destination"
+        )
+        if not destination:
+            log.warning(
+                "event source mapping %s: dropping %d messages after %s retries",
+                self.mapping["UUID"],
+                len(messages),
+                self.mapping.get("MaximumRetryAttempts"),
+            )
+            return True
+        record = {
+            "requestContext": {
+                "requestId": self.mapping["UUID"],
+                "functionArn": self.mapping["FunctionArn"],
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": int(self.mapping.get("MaximumRetryAttempts", 0)) + 1,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "eventSourceMappingArn": self.mapping["EventSourceMappingArn"],
+            "payload": self.source.event(messages),
+        }
+        try:
+            await self.app.triggers.submit(
+                parse_function_ref(destination), json.dumps(record).encode()
+            )
+        except FireboxError as exc:
+            log.warning(
+                "event source mapping %s: OnFailure destination failed: %s",
+                self.mapping["UUID"],
+                exc.message,
+            )
+            return False
+        return True
