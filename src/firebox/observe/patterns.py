@@ -4,6 +4,9 @@ Supported, as CloudWatch reads them (case sensitive):
 - terms: ``ERROR timeout`` (all of them), ``"exact phrase"``, ``?ERROR ?WARN`` (any of
   them), ``-DEBUG`` (none of them), mixed freely;
 - regular expressions: ``%ERROR [0-9]+%``;
+- space-delimited patterns: ``[ip, user, ..., status = 4*, size > 1000]`` over fields split
+  at spaces ("quoted" and [bracketed] fields are one field), ``...`` for any run of fields,
+  conditions = != < <= > >= and ``||`` / ``&&`` between conditions of one field;
 - JSON patterns: ``{ $.level = "error" && ($.ms > 100 || $.user.id NOT EXISTS) }`` with
   =, !=, <, <=, >, >=, IS TRUE / FALSE / NULL, NOT EXISTS, ``*`` wildcards in strings,
   nested selectors ``$.a.b[0]``.
@@ -44,7 +47,9 @@ def compile_pattern(pattern: str | None) -> Predicate:
             raise _invalid(text, str(exc)) from None
         return lambda message: regex.search(message) is not None
     if text.startswith("["):
-        raise _invalid(text, "space-delimited patterns are not supported")
+        if not text.endswith("]"):
+            raise _invalid(text, "a space-delimited pattern must end with ']'")
+        return _delimited(text, text[1:-1])
     return _terms(text)
 
 
@@ -255,3 +260,70 @@ def _comparison(path: list[str | int], op: str, vkind: str, raw: str, pattern: s
     if op == "=":
         return equal
     return lambda doc: _select(doc, path) is not _MISSING and not equal(doc)
+
+
+_FIELD = re.compile(r'"[^"]*"|\[[^\]]*\]|\S+')
+_FIELD_COND = re.compile(r"^\s*([A-Za-z0-9_$]+)\s*(!=|<=|>=|=|<|>)\s*(.+?)\s*$")
+
+
+def _message_fields(message: str) -> list[str]:
+    out = []
+    for token in _FIELD.findall(message):
+        if len(token) >= 2 and token[0] + token[-1] in ('""', "[]"):
+            token = token[1:-1]
+        out.append(token)
+    return out
+
+
+def _field_test(pattern: str, spec: str) -> Callable[[str], bool] | None:
+    """One field of a space-delimited pattern: None when it only names the field."""
+    spec = spec.strip()
+    if _FIELD_COND.match(spec) is None and "||" not in spec and "&&" not in spec:
+        if not re.fullmatch(r"[A-Za-z0-9_$]+", spec):
+            raise _invalid(pattern, f"bad field {spec!r}")
+        return None
+    ors = []
+    for alternative in spec.split("||"):
+        ands = []
+        for cond in alternative.split("&&"):
+            m = _FIELD_COND.match(cond)
+            if m is None:
+                raise _invalid(pattern, f"bad condition {cond.strip()!r}")
+            _, op, raw = m.groups()
+            vkind = "str" if raw.startswith('"') and raw.endswith('"') and len(raw) > 1 else "word"
+            ands.append(_comparison([], op, vkind, raw, pattern))
+        ors.append(ands)
+
+    def test(value: str) -> bool:
+        number = _number(value)
+        doc: Any = (
+            number
+            if number is not None and not value.lower().startswith(("nan", "inf", "-inf", "+inf"))
+            else value
+        )
+        if isinstance(doc, float) and doc.is_integer():
+            doc = int(doc)
+        return any(all(t(doc) for t in ands) for ands in ors)
+
+    return test
+
+
+def _delimited(pattern: str, body: str) -> Predicate:
+    specs = [p for p in body.split(",")] if body.strip() else []
+    fields: list[Callable[[str], bool] | None | str] = []
+    for spec in specs:
+        fields.append("..." if spec.strip() == "..." else _field_test(pattern, spec))
+
+    def match_from(values: list[str], i: int, j: int) -> bool:
+        if i == len(fields):
+            return j == len(values)
+        f = fields[i]
+        if f == "...":
+            return any(match_from(values, i + 1, k) for k in range(j, len(values) + 1))
+        if j >= len(values):
+            return False
+        if f is not None and not f(values[j]):  # type: ignore[operator]
+            return False
+        return match_from(values, i + 1, j + 1)
+
+    return lambda message: match_from(_message_fields(message), 0, 0)
