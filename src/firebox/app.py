@@ -20,6 +20,7 @@ from firebox.api import (
     logs_routes,
     metrics_route,
     provisioned_routes,
+    streaming_routes,
     usage_routes,
 )
 from firebox.api.server import build_api, presign_code_url
@@ -149,6 +150,7 @@ class App:
             usage_routes.register,
         ]
         self.registrars.append(provisioned_routes.register)
+        self.registrars.append(streaming_routes.register)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -15,6 +15,7 @@ from firebox.observe.logs import billed_ms, end_line, report_line, start_line, t
 from firebox.workers.concurrency import ConcurrencyLimiter
 from firebox.workers.environment import Environment, Invocation, Outcome, new_request_id
 from firebox.workers.manager import WorkerManager
+from firebox.workers.stream import ResponseStream
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,12 @@ class Invoker:
         client_context: str | None = None,
         request_id: str | None = None,
         payload_checked: bool = False,
+        stream: ResponseStream | None = None,
     ) -> InvokeResult:
-        """Run one invoke synchronously. Raises ResourceNotFound, TooManyRequests, …"""
+        """Run one invoke synchronously. Raises ResourceNotFound, TooManyRequests, …
+
+        With ``stream``, a function that streams its response sends it there as it comes
+        (workers/stream.py); the result then carries an empty payload."""
         fv = self.resolver.resolve(ref.name, ref.qualifier)
         if not payload_checked:
             payload = check_payload(payload)
@@ -129,6 +134,7 @@ class Invoker:
                 else f"{fv.unqualified_arn}:{ref.qualifier}",
                 timeout_s=fv.timeout_s,
                 client_context=client_context,
+                stream=stream,
                 trace_id=f"Root=1-{int(time.time()):08x}-{request_id.replace('-', '')[:24]};"
                 "Sampled=0",
             )

@@ -61,6 +61,9 @@ class RuntimeAPIServer:
             if m is not None:
                 if request.method != "POST":
                     return _error(405, "MethodNotAllowed", "use POST")
+                mode = request.headers.get("Lambda-Runtime-Function-Response-Mode", "")
+                if m.group(2) == "response" and mode.lower() == "streaming":
+                    return await self._streamed(m.group(1), request)
                 body = await _read_body(request, MAX_RESPONSE_BYTES + 1)
                 if m.group(2) == "response":
                     self.env.post_response(m.group(1), body)
@@ -80,6 +83,20 @@ class RuntimeAPIServer:
         except RuntimeAPIError as exc:
             return _error(exc.status, exc.error_type, exc.message)
         return _error(404, "NotFound", f"no such Runtime API path: {path}")
+
+    async def _streamed(self, request_id: str, request: web.BaseRequest) -> web.Response:
+        """A streamed response: hand each piece on as it arrives (or collect it, when the
+        caller invoked with plain Invoke, which answers with the whole body)."""
+        stream = self.env.begin_stream(request_id, request.headers.get("Content-Type"))
+        if stream is None:
+            self.env.post_response(request_id, await _read_body(request, MAX_RESPONSE_BYTES + 1))
+            return _accepted()
+        try:
+            async for chunk in request.content.iter_any():
+                stream.push(chunk)
+        finally:
+            self.env.end_stream(request_id)
+        return _accepted()
 
     async def _next(self) -> web.Response:
         inv = await self.env.next_invocation()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from firebox.control.resolve import FunctionVersion
 from firebox.sandbox.base import ExitInfo, Sandbox
+from firebox.workers.stream import MAX_STREAM_BYTES, ResponseStream
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class Invocation:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     log_lines: list[tuple[int, str]] = field(default_factory=list)
+    # Where a streamed response goes as it arrives (InvokeWithResponseStream, streaming
+    # function URLs); None: a streamed response is collected into one body.
+    stream: ResponseStream | None = None
+    streaming: bool = False
 
 
 @dataclass(slots=True)
@@ -252,6 +257,33 @@ class Environment:
         inv = self._invocation(request_id)
         inv.result.set_result(("error", body, error_type or "Unhandled"))
 
+    def begin_stream(self, request_id: str, content_type: str | None) -> ResponseStream | None:
+        """The runtime starts a streamed response: the invocation's stream, or None when
+        the caller wants the response whole (the runtime API then collects it)."""
+        inv = self._invocation(request_id)
+        if inv.stream is not None:
+            inv.streaming = True
+            inv.stream.begin(content_type, self.fv.version)
+        return inv.stream
+
+    def end_stream(self, request_id: str, error: tuple[bytes, str] | None = None) -> None:
+        """The streamed body is complete (or failed mid-way with ``error``)."""
+        inv = self._current
+        if inv is None or inv.request_id != request_id or inv.result.done():
+            return
+        if inv.stream is not None and inv.stream.size > MAX_STREAM_BYTES:
+            error = (
+                b'{"errorMessage":"Response payload size exceeded the maximum for a streamed '
+                b'response.","errorType":"Function.ResponseSizeTooLarge"}',
+                "Function.ResponseSizeTooLarge",
+            )
+        if error is not None:
+            inv.result.set_result(("error", error[0], error[1]))
+        else:
+            inv.result.set_result(("response", b"", ""))
+        if inv.stream is not None:
+            inv.stream.close()
+
     def post_init_error(self, body: bytes, error_type: str) -> None:
         if self._init_done.done():
             raise RuntimeAPIError(
@@ -264,7 +296,7 @@ class Environment:
         inv = self._current
         if inv is None or inv.request_id != request_id:
             raise RuntimeAPIError(400, "InvalidRequestID", f"Invalid request ID: {request_id}")
-        if inv.result.done():
+        if inv.result.done() or inv.streaming:
             raise RuntimeAPIError(
                 403,
                 "InvalidStateTransition",
@@ -333,6 +365,8 @@ class Environment:
             kind, body, err = await asyncio.wait_for(asyncio.shield(inv.result), inv.timeout_s)
         except TimeoutError:
             self.kill()
+            if inv.stream is not None:
+                inv.stream.close()
             duration = (time.monotonic() - started) * 1000
             msg = f"Task timed out after {inv.timeout_s:.2f} seconds"
             self.platform_log([f"{_iso_now()} {inv.request_id} {msg}"], inv)
@@ -347,6 +381,8 @@ class Environment:
                 inv.log_lines,
             )
         duration = (time.monotonic() - started) * 1000
+        if inv.stream is not None:
+            inv.stream.close()
         # The runtime flushed its output before replying: take it now, so that it is
         # attributed to this invocation and not the next.
         self._read_logs()

@@ -296,10 +296,22 @@ async function invokeOnce(handler) {
         result = Promise.reject(e);
       }
       Promise.resolve(result).then(
-        () => { if (!stream.writableEnded) stream.end(); },
-        (e) => { logError(requestId, errorShape(e)); stream.fail(errorShape(e)); },
+        () => {
+          if (!stream.writableEnded) stream.end();
+          stream._done.then(() => resolveInvoke(), () => resolveInvoke());
+        },
+        (e) => {
+          const shape = errorShape(e);
+          logError(requestId, shape);
+          if (stream._started) {
+            // Mid-stream: the error travels in the body's trailers, as Lambda expects.
+            stream.fail(shape);
+            stream._done.then(() => resolveInvoke(), () => resolveInvoke());
+          } else {
+            postError(`/invocation/${requestId}/error`, shape).then(() => resolveInvoke(), () => resolveInvoke());
+          }
+        },
       );
-      stream._done.then(() => resolveInvoke(), () => resolveInvoke());
       return;
     }
     let ret;

@@ -1,0 +1,110 @@
+"""InvokeWithResponseStream:
+POST /2021-11-15/functions/{FunctionName}/response-streaming-invocations.
+
+The reply is an event stream: a PayloadChunk event per piece of the function's response as
+it arrives, then one InvokeComplete (ErrorCode/ErrorDetails when the function failed,
+LogResult with LogType=Tail). A function that does not stream answers with its whole
+response as a single PayloadChunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from firebox.api.eventstream import event
+from firebox.api.lambda_routes import _decode_client_context
+from firebox.api.server import APP_KEY
+from firebox.arn import parse_function_ref
+from firebox.errors import InvalidParameterValue
+from firebox.invoke.sync import InvokeResult
+from firebox.workers.stream import ResponseStream
+
+PATH = "/2021-11-15/functions/{FunctionName}/response-streaming-invocations"
+
+
+def _chunk(data: bytes) -> bytes:
+    return event("PayloadChunk", data, "application/octet-stream")
+
+
+def _complete(result: InvokeResult) -> bytes:
+    body: dict[str, str] = {}
+    if result.function_error:
+        try:
+            parsed = json.loads(result.payload)
+        except ValueError:
+            parsed = None
+        error_type = parsed.get("errorType") if isinstance(parsed, dict) else None
+        body["ErrorCode"] = str(error_type or result.function_error)
+        body["ErrorDetails"] = result.payload.decode(errors="replace")
+    if result.log_result is not None:
+        body["LogResult"] = result.log_result
+    return event("InvokeComplete", json.dumps(body).encode(), "application/json")
+
+
+async def invoke_with_response_stream(request: web.Request) -> web.StreamResponse:
+    app = request.app[APP_KEY]
+    ref = parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))
+    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    payload = await request.read()
+    if invocation_type == "DryRun":
+        app.resolver.resolve(ref.name, ref.qualifier)
+        return web.Response(status=204)
+    if invocation_type != "RequestResponse":
+        raise InvalidParameterValue(
+            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
+            "failed to satisfy constraint: Member must satisfy enum value set: "
+            "[RequestResponse, DryRun]"
+        )
+    log_type = request.headers.get("X-Amz-Log-Type", "None")
+    if log_type not in ("None", "Tail"):
+        raise InvalidParameterValue(f"Invalid LogType: {log_type}")
+    client_context = request.headers.get("X-Amz-Client-Context")
+    if client_context:
+        client_context = _decode_client_context(client_context)
+    stream = ResponseStream()
+    task = asyncio.ensure_future(
+        app.invoker.invoke(
+            ref,
+            payload,
+            log_tail=log_type == "Tail",
+            client_context=client_context,
+            stream=stream,
+        )
+    )
+    if not await stream.wait_started(task):
+        result = await task  # errors before any response (404, 429 …) are raised here
+        resp = _response(request, result.executed_version, "application/json")
+        await resp.prepare(request)
+        if not result.function_error and result.payload:
+            await resp.write(_chunk(result.payload))
+        await resp.write(_complete(result))
+        await resp.write_eof()
+        return resp
+    resp = _response(request, stream.version, stream.content_type)
+    try:
+        await resp.prepare(request)
+        async for chunk in stream:
+            await resp.write(_chunk(chunk))
+        result = await task
+        await resp.write(_complete(result))
+        await resp.write_eof()
+    except (ConnectionError, asyncio.CancelledError):
+        # The caller went away: the invocation still runs to its end, unobserved.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        raise
+    return resp
+
+
+def _response(request: web.Request, version: str, content_type: str) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200)
+    resp.headers["X-Amz-Executed-Version"] = version
+    resp.headers["Content-Type"] = content_type
+    resp.headers["x-amzn-RequestId"] = request.get("request_id", "")
+    return resp
+
+
+def register(web_app: web.Application) -> None:
+    web_app.router.add_post(PATH, invoke_with_response_stream)
