@@ -32,7 +32,6 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -49,8 +48,13 @@ def pct(samples: list[float]) -> dict[str, float]:
     def at(p: float) -> float:
         return round(s[min(len(s) - 1, int(p * len(s)))], 3)
 
-    return {"n": len(s), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99),
-            "mean": round(statistics.fmean(s), 3)}
+    return {
+        "n": len(s),
+        "p50": at(0.5),
+        "p90": at(0.9),
+        "p99": at(0.99),
+        "mean": round(statistics.fmean(s), 3),
+    }
 
 
 # --- baseline: the sandbox alone -------------------------------------------------------
@@ -89,13 +93,18 @@ class Client:
         self.creds = Credentials(ACCESS, SECRET)
 
     def signed(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        req = AWSRequest(method=method, url=f"http://127.0.0.1:{self.port}{path}", data=body,
-                         headers={"Content-Type": "application/json"})
+        req = AWSRequest(
+            method=method,
+            url=f"http://127.0.0.1:{self.port}{path}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         SigV4Auth(self.creds, "lambda", "us-east-1").add_auth(req)
         return dict(req.headers.items())
 
-    def send(self, method: str, path: str, body: bytes, headers: dict[str, str]
-             ) -> tuple[int, bytes]:
+    def send(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         self.conn.request(method, path, body=body, headers=headers)
         resp = self.conn.getresponse()
         return resp.status, resp.read()
@@ -113,12 +122,22 @@ def start_server(data: Path, pool_size: int) -> tuple[subprocess.Popen[bytes], i
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBOX_")}
-    env.update(FIREBOX_DATA_DIR=str(data), FIREBOX_PORT=str(port), FIREBOX_SANDBOX="process",
-               FIREBOX_ACCESS_KEY_ID=ACCESS, FIREBOX_SECRET_ACCESS_KEY=SECRET,
-               FIREBOX_POOL_SIZE=str(pool_size), FIREBOX_LOG_LEVEL="warning")
-    proc = subprocess.Popen([sys.executable, "-m", "firebox", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env.update(
+        FIREBOX_DATA_DIR=str(data),
+        FIREBOX_PORT=str(port),
+        FIREBOX_SANDBOX="process",
+        FIREBOX_ACCESS_KEY_ID=ACCESS,
+        FIREBOX_SECRET_ACCESS_KEY=SECRET,
+        FIREBOX_POOL_SIZE=str(pool_size),
+        FIREBOX_LOG_LEVEL="warning",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firebox", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     for _ in range(300):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/_firebox/health", timeout=1)
@@ -152,9 +171,15 @@ def server_figures(pool_size: int, cold: int, warm: int) -> dict[str, dict[str, 
             invoke_body = b"{}"
             for i in range(cold):
                 name = f"bench-{pool_size}-{i}"
-                body = json.dumps({"FunctionName": name, "Runtime": "python3.11",
-                                   "Role": ROLE, "Handler": "app.handler",
-                                   "Code": {"ZipFile": zipped}}).encode()
+                body = json.dumps(
+                    {
+                        "FunctionName": name,
+                        "Runtime": "python3.11",
+                        "Role": ROLE,
+                        "Handler": "app.handler",
+                        "Code": {"ZipFile": zipped},
+                    }
+                ).encode()
                 path = "/2015-03-31/functions"
                 h_create = c.signed("POST", path, body)
                 ipath = f"/2015-03-31/functions/{name}/invocations"

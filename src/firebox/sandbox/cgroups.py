@@ -128,6 +128,26 @@ class Group:
         return ok
 
 
+def group_name(runtime_key: str, slot: int) -> str:
+    """``<runtime>-<server pid>-<slot>-<random>``: the pid lets other servers tell stale."""
+    return f"{runtime_key}-{os.getpid()}-{slot}-{os.urandom(3).hex()}"
+
+
+def _server_alive(name: str) -> bool:
+    parts = name.rsplit("-", 3)
+    try:
+        pid = int(parts[1])
+    except (IndexError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def kill_procs(d: Path) -> None:
     try:
         pids = (d / "cgroup.procs").read_text().split()
@@ -163,7 +183,11 @@ class Hierarchy:
         group = Group(self.version, dirs)
         try:
             for ctrl, d in dirs.items():
-                d.mkdir()
+                try:
+                    d.mkdir()
+                except FileNotFoundError:
+                    self.setup()  # our root was swept away: make it again
+                    d.mkdir()
                 if ctrl == "pids" or self.version == 2:
                     (d / "pids.max").write_text(str(PIDS_MAX))
                 if ctrl == "memory":
@@ -202,6 +226,35 @@ class Hierarchy:
                             import time
 
                             time.sleep(0.01)
+        return count
+
+    def sweep_orphans(self) -> int:
+        """Remove other servers' groups whose server process is gone (names carry its pid).
+
+        Groups of live servers are left alone, even half-made ones, so that servers sharing
+        a host never disturb each other.
+        """
+        count = 0
+        for root in self.roots.values():
+            base = root.parent
+            if not base.is_dir():
+                continue
+            for key_dir in base.iterdir():
+                if not key_dir.is_dir() or key_dir == root:
+                    continue
+                stale = 0
+                for d in list(key_dir.iterdir()):
+                    if d.is_dir() and not _server_alive(d.name):
+                        kill_procs(d)
+                        with contextlib.suppress(OSError):
+                            d.rmdir()
+                            stale += 1
+                if stale:
+                    # Only a root we found stale groups in: an empty root may belong to a live
+                    # server between environments (its create() would remake it anyway).
+                    count += stale
+                    with contextlib.suppress(OSError):
+                        key_dir.rmdir()
         return count
 
     def remove_root(self) -> None:

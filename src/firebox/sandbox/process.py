@@ -281,9 +281,7 @@ class Zygote:
             raise SandboxUnavailable(f"zygote for {self.key} is not running")
         loop = asyncio.get_running_loop()
         slot_id = next(self._slot_ids)
-        group = await asyncio.to_thread(
-            self.hierarchy.create, f"{self.key}-{os.getpid()}-{slot_id}-{os.urandom(3).hex()}"
-        )
+        group = self.hierarchy.create(cgroups.group_name(self.key, slot_id))
         fut: asyncio.Future[tuple[int, list[int]]] = loop.create_future()
         self._forked[slot_id] = fut
         try:
@@ -465,6 +463,7 @@ class ProcessBackend:
         swept = await asyncio.to_thread(self._hierarchy.sweep)
         if swept:
             log.warning("killed %d environment(s) left by a previous server", swept)
+        await asyncio.to_thread(self._hierarchy.sweep_orphans)
         self._hierarchy.setup()
         if self.settings.pool_size > 0:
             # Warm the runtime most functions use, off the start-up path.

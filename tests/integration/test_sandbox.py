@@ -1,0 +1,161 @@
+"""The process sandbox's environment as a function sees it, and its lifetimes on the host:
+interpreters from /var/lang, cgroup limits, and no groups or processes left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import (
+    _process_backend_usable,
+    invoke_json,
+    needs_root,
+    python_function,
+    unique,
+)
+
+_why = _process_backend_usable()
+pytestmark = [
+    needs_root,
+    pytest.mark.skipif(_why is not None, reason=f"process sandbox unusable: {_why}"),
+]
+
+INSPECT = """
+import os, socket, sys
+
+def handler(event, context):
+    devs = sorted(os.listdir("/dev"))
+    return {
+        "executable": sys.executable, "prefix": sys.prefix, "version": list(sys.version_info[:2]),
+        "runtime_api": os.environ.get("AWS_LAMBDA_RUNTIME_API"),
+        "task_root": os.environ.get("LAMBDA_TASK_ROOT"), "cwd": os.getcwd(),
+        "root": sorted(os.listdir("/")), "devs": devs,
+        "urandom": len(open("/dev/urandom", "rb").read(8)),
+        "proc_self": os.readlink("/proc/self"),
+        "runtime_dir": sorted(os.listdir("/var/runtime")),
+        "lang_bin": os.path.exists("/var/lang/bin"),
+        "tmp_writable": os.access("/tmp", os.W_OK),
+        "hostname": socket.gethostname(),
+        "cgroup": open("/proc/self/cgroup").read(),
+    }
+"""
+
+
+def cgroup_key(data_dir: Path) -> str:
+    return hashlib.sha256(str(data_dir.absolute()).encode()).hexdigest()[:12]
+
+
+def memory_root(data_dir: Path) -> Path:
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    base = Path("/sys/fs/cgroup") if v2 else Path("/sys/fs/cgroup/memory")
+    return base / "firebox" / cgroup_key(data_dir)
+
+
+@pytest.mark.parametrize("runtime", ["python3.8", "python3.11", "python3.13"])
+def test_python_runs_from_var_lang(server_factory: Any, runtime: str) -> None:
+    from firebox.runtime.runtimes import available_runtimes
+
+    if runtime not in available_runtimes():
+        pytest.skip(f"{runtime} is not installed on this host")
+    srv = server_factory(sandbox="process", pool_size=0)
+    lam = srv.client("lambda")
+    name = unique("inspect")
+    python_function(lam, name, INSPECT, runtime=runtime)
+    out, resp = invoke_json(lam, name)
+    assert "FunctionError" not in resp, out
+    minor = runtime.split(".")[1]
+    assert out["version"] == [3, int(minor)]
+    assert out["executable"].startswith("/var/lang/bin/python3")
+    assert out["prefix"] == "/var/lang"
+    assert out["runtime_api"] == "127.0.0.1:9001"
+    assert out["task_root"] == "/var/task" and out["cwd"] == "/var/task"
+    assert "bootstrap.py" in out["runtime_dir"] and out["lang_bin"]
+    assert {"null", "zero", "random", "urandom"} <= set(out["devs"])
+    assert out["urandom"] == 8 and out["proc_self"] == "1" and out["tmp_writable"]
+    assert not {"root", "home", "work"} & set(out["root"])
+    # The cgroup namespace hides the host's cgroup paths.
+    assert "firebox" not in out["cgroup"]
+
+
+def test_limits_follow_memory_size(server_factory: Any) -> None:
+    srv = server_factory(sandbox="process", pool_size=1)
+    lam = srv.client("lambda")
+    name = unique("limits")
+    python_function(lam, name, "def handler(e, c):\n    return 1\n", MemorySize=512)
+    invoke_json(lam, name)
+    root = memory_root(srv.data_dir)
+    limits = []
+    for group in root.iterdir():
+        if group.is_dir():
+            f = group / ("memory.limit_in_bytes" if root.parts[4] == "memory" else "memory.max")
+            limits.append(f.read_text().strip())
+    assert str(512 * 1024 * 1024) in limits
+
+
+def test_out_of_memory_is_reported(server_factory: Any) -> None:
+    srv = server_factory(sandbox="process", pool_size=0)
+    lam = srv.client("lambda")
+    name = unique("oom")
+    python_function(
+        lam,
+        name,
+        "def handler(e, c):\n    x = bytearray(300 << 20)\n"
+        "    x[::4096] = b'1' * len(x[::4096])\n    return len(x)\n",
+        MemorySize=128,
+        Timeout=20,
+    )
+    out, resp = invoke_json(lam, name, LogType="Tail")
+    assert resp["FunctionError"] == "Unhandled"
+    assert out["errorType"] == "Runtime.OutOfMemory", out
+
+
+def _leftover_sleeper(data_dir: Path, runtime_key: str = "python3.11") -> tuple[Any, Path]:
+    """A process in a cgroup under the server's root, as a dead server would leave one."""
+    root = memory_root(data_dir)
+    group = root / f"{runtime_key}-999999999-0-abcdef"
+    group.mkdir(parents=True)
+    proc = subprocess.Popen(["sleep", "60"])
+    (group / "cgroup.procs").write_text(str(proc.pid))
+    return proc, group
+
+
+def test_start_sweeps_environments_of_a_dead_server(server_factory: Any, tmp_path: Path) -> None:
+    srv = server_factory(sandbox="process", pool_size=0)
+    srv.stop()
+    proc, group = _leftover_sleeper(srv.data_dir)
+    try:
+        srv.start()
+        assert proc.wait(5) == -9
+        assert not group.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_stop_leaves_no_groups_or_processes(server_factory: Any) -> None:
+    srv = server_factory(sandbox="process", pool_size=2)
+    lam = srv.client("lambda")
+    name = unique("left")
+    python_function(lam, name, "def handler(e, c):\n    return 1\n")
+    invoke_json(lam, name)
+    root = memory_root(srv.data_dir)
+    assert root.exists()
+    server_pid = srv.proc.pid if srv.proc else 0
+    srv.stop()
+    assert not root.exists()
+    ps = subprocess.run(["ps", "-eo", "ppid,args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines() if line.split()[0] == str(server_pid)]
+
+
+def test_outbound_dns_config_is_the_hosts(server_factory: Any) -> None:
+    srv = server_factory(sandbox="process", pool_size=0)
+    lam = srv.client("lambda")
+    name = unique("resolv")
+    python_function(lam, name, "def handler(e, c):\n    return open('/etc/resolv.conf').read()\n")
+    out, _ = invoke_json(lam, name)
+    assert out == Path("/etc/resolv.conf").read_text()
