@@ -497,3 +497,25 @@ def test_awslambdaric_unmodified(lam: Any) -> None:
     out, resp = invoke_json(lam, name, {"x": 1})
     assert resp["FunctionError"] == "Unhandled"
     assert out["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_python_logging_and_marshal_error(lam: Any) -> None:
+    name = unique("pylog")
+    python_function(
+        lam,
+        name,
+        "import logging\nlogger = logging.getLogger()\nlogger.setLevel(logging.INFO)\n"
+        "def handler(e, c):\n    logger.info('via logging %s', e.get('n'))\n"
+        "    return {1, 2} if e.get('set') else 'ok'\n",
+    )
+    out, resp = invoke_json(lam, name, {"n": 3}, LogType="Tail")
+    assert out == "ok"
+    rid = resp["ResponseMetadata"]["RequestId"]
+    line = next(x for x in _tail(resp).splitlines() if "via logging 3" in x)
+    level, stamp, req, message = line.split("\t")
+    assert (level, req, message) == ("[INFO]", rid, "via logging 3")
+    assert stamp.endswith("Z")
+    out, resp = invoke_json(lam, name, {"set": True})
+    assert resp["FunctionError"] == "Unhandled"
+    assert out["errorType"] == "Runtime.MarshalError"
+    assert out["errorMessage"].startswith("Unable to marshal response:")

@@ -62,6 +62,10 @@ class _CognitoIdentity:
         self.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
 
 
+class _MarshalError(Exception):
+    """The handler's result cannot be turned into JSON."""
+
+
 def error_shape(exc, error_type=None, tb=None):
     """Lambda's {errorMessage, errorType, stackTrace} for an exception."""
     if tb is None:
@@ -188,9 +192,42 @@ def _set_paths():
     os.chdir(task_root)
 
 
+class _RequestIdFilter(object):
+    """Stamps log records with the current request id (held here, not in a global)."""
+
+    def __init__(self):
+        self.request_id = None
+
+    def filter(self, record):
+        record.aws_request_id = self.request_id
+        return True
+
+
+def _setup_logging():
+    """Lambda's Python log format for the logging module, on the function's stdout."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    ids = _RequestIdFilter()
+    handler.addFilter(ids)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+    if level:
+        root.setLevel(level.upper())
+    return ids
+
+
 def main():
     _set_paths()
     api = RuntimeAPI(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    ids = _setup_logging()
     handler, init_error = load_handler(os.environ.get("_HANDLER", ""))
     if init_error is not None:
         sys.stdout.write("[ERROR] %s: %s\n" % (init_error["errorType"], init_error["errorMessage"]))
@@ -200,6 +237,7 @@ def main():
     while True:
         resp, body = api.next()
         request_id = resp.getheader("Lambda-Runtime-Aws-Request-Id")
+        ids.request_id = request_id
         os.environ["_X_AMZN_TRACE_ID"] = resp.getheader("Lambda-Runtime-Trace-Id") or ""
         cc = resp.getheader("Lambda-Runtime-Client-Context")
         ci = resp.getheader("Lambda-Runtime-Cognito-Identity")
@@ -213,9 +251,14 @@ def main():
         try:
             event = json.loads(body) if body else {}
             result = handler(event, context)
-            out = json.dumps(result).encode()
+            try:
+                out = json.dumps(result).encode()
+            except (TypeError, ValueError) as exc:
+                raise _MarshalError("Unable to marshal response: %s" % exc) from None
         except Exception as exc:
-            shape = error_shape(exc)
+            shape = error_shape(
+                exc, "Runtime.MarshalError" if isinstance(exc, _MarshalError) else None
+            )
             shape["requestId"] = request_id
             # Lambda's Python runtime prints the error to the log as JSON-ish text.
             sys.stdout.write(
