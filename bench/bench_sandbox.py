@@ -1,6 +1,6 @@
 """The process sandbox's share of a cold start, and what a caller sees end to end.
 
-    python bench/bench_sandbox.py [--cold 40] [--warm 300]
+    python bench/bench_sandbox.py [--cold 40] [--warm 300] [--memory 128]
 
 Figures (p50/p90/p99 in ms):
   baseline       fork from the zygote into fresh cgroups + pid/mount/ipc/uts/net/cgroup
@@ -9,6 +9,8 @@ Figures (p50/p90/p99 in ms):
   cold (no pool) the same with pool_size=0: the fork happens on the request's path
   create+cold    CreateFunction + first Invoke, both over HTTP
   warm           Invoke of a warm environment over HTTP
+  unsandboxed    the same server with the unsandboxed backend (exec per environment), for
+                 the floor the sandbox adds to
 Server figures run a real `firebox serve --sandbox process` on a fresh data dir; requests
 are SigV4-signed before the clock starts, over one keep-alive connection. Needs root.
 Prints a table, then one JSON line per result.
@@ -117,7 +119,9 @@ def zip_code() -> bytes:
     return buf.getvalue()
 
 
-def start_server(data: Path, pool_size: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    data: Path, pool_size: int, sandbox: str = "process"
+) -> tuple[subprocess.Popen[bytes], int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -125,7 +129,8 @@ def start_server(data: Path, pool_size: int) -> tuple[subprocess.Popen[bytes], i
     env.update(
         FIREBOX_DATA_DIR=str(data),
         FIREBOX_PORT=str(port),
-        FIREBOX_SANDBOX="process",
+        FIREBOX_SANDBOX=sandbox,
+        FIREBOX_ALLOW_UNSANDBOXED="1",
         FIREBOX_ACCESS_KEY_ID=ACCESS,
         FIREBOX_SECRET_ACCESS_KEY=SECRET,
         FIREBOX_POOL_SIZE=str(pool_size),
@@ -157,13 +162,15 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def server_figures(pool_size: int, cold: int, warm: int) -> dict[str, dict[str, float]]:
+def server_figures(
+    pool_size: int, cold: int, warm: int, memory: int, sandbox: str = "process"
+) -> dict[str, dict[str, float]]:
     code = zip_code()
     import base64
 
     zipped = base64.b64encode(code).decode()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_server(Path(tmp) / "data", pool_size)
+        proc, port = start_server(Path(tmp) / "data", pool_size, sandbox)
         try:
             c = Client(port)
             time.sleep(0.5)  # let the zygote start and the pool fill
@@ -178,6 +185,7 @@ def server_figures(pool_size: int, cold: int, warm: int) -> dict[str, dict[str, 
                         "Role": ROLE,
                         "Handler": "app.handler",
                         "Code": {"ZipFile": zipped},
+                        "MemorySize": memory,
                     }
                 ).encode()
                 path = "/2015-03-31/functions"
@@ -213,18 +221,23 @@ def main() -> None:
     ap.add_argument("--cold", type=int, default=40)
     ap.add_argument("--warm", type=int, default=300)
     ap.add_argument("--baseline", type=int, default=100)
+    ap.add_argument("--memory", type=int, default=128, help="MemorySize of the functions")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (namespaces and cgroups)")
     results: list[tuple[str, dict[str, float]]] = []
     results.append(("baseline fork+ns+cgroups", asyncio.run(baseline(args.baseline))))
-    pooled = server_figures(2, args.cold, args.warm)
+    pooled = server_figures(2, args.cold, args.warm, args.memory)
     results.append(("cold start (pool)", pooled["cold"]))
     results.append(("create+cold (pool)", pooled["create+cold"]))
     results.append(("warm invoke", pooled["warm"]))
-    unpooled = server_figures(0, args.cold, 0)
+    unpooled = server_figures(0, args.cold, 0, args.memory)
     results.append(("cold start (no pool)", unpooled["cold"]))
     results.append(("create+cold (no pool)", unpooled["create+cold"]))
+    # The same server without isolation: the floor the sandbox's share is measured against.
+    floor = server_figures(0, args.cold, args.warm, args.memory, sandbox="unsandboxed")
+    results.append(("cold start (unsandboxed)", floor["cold"]))
+    results.append(("warm invoke (unsandboxed)", floor["warm"]))
     print(f"{'figure':<26}{'n':>5}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for label, r in results:
         print(f"{label:<26}{r['n']:>5}{r['p50']:>10}{r['p90']:>10}{r['p99']:>10}{r['mean']:>10}")
