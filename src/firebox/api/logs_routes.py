@@ -24,7 +24,7 @@ from firebox.errors import (
     LogsResourceNotFound,
     ValidationError,
 )
-from firebox.observe.patterns import compile_pattern
+from firebox.observe.patterns import compile_pattern, required_terms
 from firebox.store.logs.base import Cursor, GroupInfo, StoredEvent, StreamInfo
 
 if TYPE_CHECKING:
@@ -441,7 +441,8 @@ class LogsApi:
         start = _int(params, "startTime", 0)
         end = _int(params, "endTime", 0)
         limit = _int(params, "limit", 1, MAX_EVENTS) or MAX_EVENTS
-        match = compile_pattern(_str(params, "filterPattern"))
+        pattern = _str(params, "filterPattern")
+        match = compile_pattern(pattern)
         after: Cursor | None = None
         token = _str(params, "nextToken")
         if token is not None:
@@ -465,6 +466,7 @@ class LogsApi:
                 match,
                 limit,
                 FILTER_SCAN_LIMIT,
+                required_terms(pattern),
             )
         except KeyError:
             raise LogsResourceNotFound(NO_GROUP) from None

@@ -53,6 +53,18 @@ def compile_pattern(pattern: str | None) -> Predicate:
     return _terms(text)
 
 
+def required_terms(pattern: str | None) -> tuple[str, ...]:
+    """Substrings every match of a term pattern contains (for a store's pre-filter)."""
+    text = (pattern or "").strip()
+    if not text or text[0] in "{[" or (len(text) >= 2 and text[0] == text[-1] == "%"):
+        return ()
+    try:
+        words = shlex.split(text, posix=True)
+    except ValueError:
+        return ()
+    return tuple(w for w in words if not (w[:1] in "?-" and len(w) > 1))
+
+
 def _terms(text: str) -> Predicate:
     try:
         words = shlex.split(text, posix=True)

@@ -89,9 +89,11 @@ class LogStore(Protocol):
         match: Callable[[str], bool],
         limit: int,
         scan_limit: int,
+        must_contain: Sequence[str] = (),
     ) -> tuple[list[StoredEvent], Cursor | None]:
         """Matching events across streams in timestamp order, and where to resume (None when
-        the search is complete). Stops after ``limit`` matches or ``scan_limit`` events."""
+        the search is complete). Stops after ``limit`` matches or ``scan_limit`` events.
+        ``must_contain``: substrings every match has (a pre-filter the backend may use)."""
 
     def sweep(self, now_ms: int) -> int:
         """Delete events past their group's retention; returns how many."""

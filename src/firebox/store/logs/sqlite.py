@@ -265,6 +265,7 @@ class SqliteLogStore:
         match: Callable[[str], bool],
         limit: int,
         scan_limit: int,
+        must_contain: Sequence[str] = (),
     ) -> tuple[list[StoredEvent], Cursor | None]:
         with self._lock:
             gid, min_ts = self._group_or_raise(group)
@@ -291,20 +292,28 @@ class SqliteLogStore:
             if streams is not None or stream_prefix:
                 where.append(f"stream_id IN ({','.join('?' * len(names))})")
                 args.extend(names)
-            rows = self._db.execute(
+            for term in must_contain:
+                # instr() is case-sensitive, as filter terms are: most rows never reach Python.
+                where.append("instr(message, ?) > 0")
+                args.append(term)
+            cursor = self._db.execute(
                 f"SELECT id, stream_id, ts, ingest_ms, message FROM events "
                 f"WHERE {' AND '.join(where)} ORDER BY ts, id LIMIT ?",
                 (*args, scan_limit + 1),
-            ).fetchall()
-        found: list[StoredEvent] = []
-        last: Cursor | None = None
-        for n, (eid, sid, ts, ingest, message) in enumerate(rows):
-            if n == scan_limit:
-                return found, last
-            last = (ts, eid)
-            if match(message):
-                found.append(StoredEvent(eid, names[sid], ts, ingest, message))
-                if len(found) == limit:
-                    more = n + 1 < len(rows)
-                    return found, last if more else None
+            )
+            found: list[StoredEvent] = []
+            last: Cursor | None = None
+            try:
+                # Rows are read lazily: a page that fills early stops reading early.
+                for n, (eid, sid, ts, ingest, message) in enumerate(cursor):
+                    if n == scan_limit:
+                        return found, last
+                    last = (ts, eid)
+                    if match(message):
+                        found.append(StoredEvent(eid, names[sid], ts, ingest, message))
+                        if len(found) == limit:
+                            more = cursor.fetchone() is not None
+                            return found, last if more else None
+            finally:
+                cursor.close()
         return found, None
