@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 import time
@@ -18,6 +19,8 @@ from firebox.store.logs.base import Event, LogStore
 log = logging.getLogger(__name__)
 
 TAIL_BYTES = 4096
+# Buffered events past which the writer flushes before its interval is up.
+EARLY_FLUSH_EVENTS = 5000
 
 
 def start_line(request_id: str, version: str) -> str:
@@ -60,17 +63,24 @@ class LogWriter:
         self._pending: defaultdict[tuple[str, str], list[Event]] = defaultdict(list)
         self._interval = flush_interval_s
         self._wake = asyncio.Event()
+        self._pending_count = 0
 
     def append(self, group: str, stream: str, events: list[Event]) -> None:
         self._pending[(group, stream)].extend(events)
+        self._pending_count += len(events)
+        if self._pending_count >= EARLY_FLUSH_EVENTS:
+            # A chatty function: write now rather than let the buffer grow for the interval.
+            self._wake.set()
 
     async def flush(self) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, defaultdict(list)
+        self._pending_count = 0
         try:
             await asyncio.to_thread(self._write, batch)
-        except OSError:
+        except Exception:
+            # Never let one failed write end the writer task: later logs must still land.
             log.exception("writing function logs failed")
 
     def _write(self, batch: dict[tuple[str, str], list[Event]]) -> None:
@@ -79,7 +89,9 @@ class LogWriter:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
             await self.flush()
 
 

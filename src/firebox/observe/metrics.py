@@ -40,7 +40,6 @@ DURATION_BUCKETS_S = (
 )
 INIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LABELS = ("function", "qualifier")
-ERROR_STATUSES = frozenset({"error", "timeout", "crash", "init_error"})
 
 
 @dataclass(slots=True)
@@ -150,7 +149,7 @@ class Metrics:
             self.throttles.labels(*labels).inc()
             return
         self.invocations.labels(*labels).inc()
-        if rec.status in ERROR_STATUSES:
+        if rec.status != "ok":  # a function error, timeout, crash or failed init
             self.errors.labels(*labels).inc()
         (self.cold_starts if rec.cold else self.warm_starts).labels(*labels).inc()
         self.duration.labels(*labels).observe(rec.duration_ms / 1000.0)
