@@ -75,7 +75,7 @@ def test_python_runs_from_var_lang(server_factory: Any, runtime: str) -> None:
     assert out["task_root"] == "/var/task" and out["cwd"] == "/var/task"
     assert "bootstrap.py" in out["runtime_dir"] and out["lang_bin"]
     assert {"null", "zero", "random", "urandom"} <= set(out["devs"])
-    assert out["urandom"] == 8 and out["proc_self"] == "1" and out["tmp_writable"]
+    assert out["urandom"] == 8 and out["proc_self"] == "2" and out["tmp_writable"]
     assert not {"root", "home", "work"} & set(out["root"])
     # The cgroup namespace hides the host's cgroup paths.
     assert "firebox" not in out["cgroup"]
@@ -159,3 +159,45 @@ def test_outbound_dns_config_is_the_hosts(server_factory: Any) -> None:
     python_function(lam, name, "def handler(e, c):\n    return open('/etc/resolv.conf').read()\n")
     out, _ = invoke_json(lam, name)
     assert out == Path("/etc/resolv.conf").read_text()
+
+
+ORPHANS = """
+import os, time
+
+def handler(event, context):
+    if event.get("exit") is not None:
+        os._exit(event["exit"])
+    if event.get("signal"):
+        os.kill(os.getpid(), event["signal"])
+        time.sleep(5)
+    # Double fork: the grandchild is orphaned, re-parented to PID 1 and must be reaped.
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    time.sleep(0.2)
+    states = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            with open("/proc/%s/stat" % p) as fh:
+                states.append(fh.read().rsplit(")", 1)[1].split()[0])
+    return states
+"""
+
+
+def test_orphans_are_reaped_and_exit_statuses_are_exact(server_factory: Any) -> None:
+    srv = server_factory(sandbox="process", pool_size=0)
+    lam = srv.client("lambda")
+    name = unique("orphans")
+    python_function(lam, name, ORPHANS, Timeout=10)
+    states, resp = invoke_json(lam, name)
+    assert "FunctionError" not in resp, states
+    assert "Z" not in states and len(states) == 2  # init and the runtime
+    out, resp = invoke_json(lam, name, {"exit": 3})
+    assert out["errorType"] == "Runtime.ExitError"
+    assert "exit status 3" in out["errorMessage"]
+    out, resp = invoke_json(lam, name, {"signal": 9})
+    assert out["errorType"] == "Runtime.ExitError"
+    assert "signal: killed" in out["errorMessage"]

@@ -445,7 +445,17 @@ def child_main(zygote, ctl, log_w, cgroup_procs, seccomp_prog, kind):
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         send_fds(ctl, b'{"ready":true}', [listener.fileno()])
         listener.close()
-        # 4. wait, pre-sandboxed, to learn the function.
+        # The bounding set only limits what an exec could gain: dropping it now keeps the
+        # capabilities the mounts below still need, and takes it off the cold path.
+        for cap in range(64):
+            if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0:
+                break
+        # 4. PID 1 stays behind as a tiny init that reaps orphans (a runtime as PID 1
+        # would collect zombies and ignore signals); the runtime is its first child.
+        runtime_pid = os.fork()
+        if runtime_pid != 0:
+            run_init(runtime_pid, seccomp_prog)
+        # 5. wait, pre-sandboxed, to learn the function.
         spec = recv_spec(ctl)
         mount(
             "firebox-tmp",
@@ -459,22 +469,15 @@ def child_main(zygote, ctl, log_w, cgroup_procs, seccomp_prog, kind):
             bind_ro("/.host" + spec["opt"], "/opt", MS_NODEV)
         _check(libc.umount2(b"/.host", MNT_DETACH), "umount /.host")
         os.chdir("/var/task")
-        # 5. stdio, then close every inherited descriptor (the zygote's socket above all).
+        # 6. stdio, then close every inherited descriptor (the zygote's socket above all).
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(log_w, 1)
         os.dup2(log_w, 2)
         ctl.detach()
         _check(libc.syscall(SYS_CLOSE_RANGE, 3, 0xFFFFFFFF, 0), "close_range")
-        # 6. privileges: no capabilities, ever again, then uid/gid nobody.
-        for cap in range(64):
-            if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0:
-                break
-        os.setgroups([])
-        os.setresgid(NOBODY, NOBODY, NOBODY)
-        os.setresuid(NOBODY, NOBODY, NOBODY)
-        prctl(PR_SET_NO_NEW_PRIVS, 1)
-        load_seccomp(seccomp_prog)
+        # 7. privileges: uid/gid nobody (which clears every capability), then seccomp.
+        drop_privileges(seccomp_prog)
         os.umask(0o022)
         os.environ.clear()
         os.environ.update(spec["env"])
@@ -493,6 +496,42 @@ def child_main(zygote, ctl, log_w, cgroup_procs, seccomp_prog, kind):
             pass
         os._exit(127)
     os._exit(0)
+
+
+def drop_privileges(seccomp_prog):
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    load_seccomp(seccomp_prog)
+
+
+def run_init(runtime_pid, seccomp_prog):
+    """PID 1 of an environment: reap everything, exit as the runtime exits. Never returns.
+
+    A signal that killed the runtime cannot be re-raised by an init (the kernel drops
+    SIGKILL sent by PID 1 to itself), so it becomes exit status 128+N, which the zygote
+    turns back into a signal status.
+    """
+    try:
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        _check(libc.syscall(SYS_CLOSE_RANGE, 3, 0xFFFFFFFF, 0), "close_range")
+        drop_privileges(seccomp_prog)
+    except BaseException:
+        os._exit(127)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            os._exit(127)
+        if pid == runtime_pid:
+            if os.WIFSIGNALED(status):
+                os._exit(128 + os.WTERMSIG(status))
+            os._exit(os.WEXITSTATUS(status))
 
 
 def _flush():
@@ -572,11 +611,12 @@ class Zygote:
             if pid == 0:
                 return
             self.children.discard(pid)
-            code = (
-                os.waitstatus_to_exitcode(status)
-                if hasattr(os, "waitstatus_to_exitcode")
-                else (-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
-            )
+            if os.WIFSIGNALED(status):
+                code = -os.WTERMSIG(status)
+            else:
+                code = os.WEXITSTATUS(status)
+                if 128 < code < 128 + 65:
+                    code = 128 - code  # our init's way of saying "killed by signal N"
             self.sock.send(json.dumps({"op": "exit", "pid": pid, "status": code}).encode())
 
     def serve(self):
