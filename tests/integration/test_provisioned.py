@@ -192,7 +192,8 @@ def test_init_failure_reports_failed(lam: Any) -> None:
 
 
 def test_survives_restart_and_goes_with_the_function(server_factory: Any) -> None:
-    srv = server_factory()
+    # A short keep-alive: provisioned environments must outlive it.
+    srv = server_factory(keepalive_s=0.3)
     lam = srv.client()
     name = _function(lam)
     lam.put_provisioned_concurrency_config(
@@ -205,6 +206,9 @@ def test_survives_restart_and_goes_with_the_function(server_factory: Any) -> Non
     assert (cfg["Status"], cfg["AvailableProvisionedConcurrentExecutions"]) == ("READY", 1)
     out, cold = _call(lam, name, "1")
     assert out["init"] == "provisioned-concurrency" and not cold
+    time.sleep(1.0)
+    again, cold = _call(lam, name, "1")
+    assert again["stream"] == out["stream"] and not cold
     # Deleting the function drops its configs: a new function of that name has none.
     lam.delete_function(FunctionName=name)
     python_function(lam, name, CODE)
