@@ -123,3 +123,7 @@ class LogsInvalidParameter(FireboxError):
 
 class LogsResourceAlreadyExists(FireboxError):
     code, status = "ResourceAlreadyExistsException", 400
+
+
+class LogsTooManyTags(FireboxError):
+    code, status = "TooManyTagsException", 400

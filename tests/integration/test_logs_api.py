@@ -405,3 +405,20 @@ def _path() -> str:
     import os
 
     return os.environ.get("PATH", "")
+
+
+def test_log_group_tags(logs):
+    group = f"/test/{unique('tags')}"
+    logs.create_log_group(logGroupName=group, tags={"team": "a"})
+    arn = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["logGroupArn"]
+    assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {"team": "a"}
+    logs.tag_resource(resourceArn=arn, tags={"env": "dev"})
+    logs.untag_resource(resourceArn=arn, tagKeys=["team"])
+    assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {"env": "dev"}
+    assert logs.list_tags_log_group(logGroupName=group)["tags"] == {"env": "dev"}
+    with pytest.raises(ClientError) as exc:
+        logs.tag_resource(resourceArn=arn, tags={f"k{i}": "v" for i in range(50)})
+    assert error_code(exc) == "TooManyTagsException"
+    with pytest.raises(ClientError) as exc:
+        logs.list_tags_for_resource(resourceArn=arn.replace(group, group + "-gone"))
+    assert error_code(exc) == "ResourceNotFoundException"

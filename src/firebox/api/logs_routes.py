@@ -22,6 +22,7 @@ from firebox.errors import (
     LogsInvalidParameter,
     LogsResourceAlreadyExists,
     LogsResourceNotFound,
+    LogsTooManyTags,
     ValidationError,
 )
 from firebox.observe.patterns import compile_pattern, required_terms
@@ -62,6 +63,7 @@ MAX_RESPONSE_BYTES = 1_048_576
 # How many stored events one FilterLogEvents call reads before it returns a nextToken.
 FILTER_SCAN_LIMIT = 100_000
 
+MAX_TAGS = 50
 NO_GROUP = "The specified log group does not exist."
 NO_STREAM = "The specified log stream does not exist."
 
@@ -136,6 +138,31 @@ def _stream_name(name: str) -> str:
             "constraint: Member must satisfy regular expression pattern: [^:*]*"
         )
     return name
+
+
+def _tags(raw: Any, required: bool = False) -> dict[str, str]:
+    if raw is None and not required:
+        return {}
+    if (
+        not isinstance(raw, dict)
+        or (required and not raw)
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and 1 <= len(k) <= 128 and len(v) <= 256
+            for k, v in raw.items()
+        )
+    ):
+        raise LogsInvalidParameter(
+            "tags must map 1-128 character keys to strings of at most 256 characters"
+        )
+    if len(raw) > MAX_TAGS:
+        raise LogsTooManyTags(f"A resource can have no more than {MAX_TAGS} tags.")
+    return dict(raw)
+
+
+def _keys(raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(k, str) for k in raw):
+        raise LogsInvalidParameter("tagKeys must be a non-empty list of strings")
+    return list(raw)
 
 
 def _encode_token(data: Any) -> str:
@@ -214,8 +241,11 @@ class LogsApi:
 
     async def create_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
         name = _group_name(_str(params, "logGroupName", required=True) or "")
+        tags = _tags(params.get("tags"))
         if not await self._run(self.store.create_group, name):
             raise LogsResourceAlreadyExists("The specified log group already exists")
+        if tags:
+            await self._run(self.store.set_tags, name, tags)
         return {}
 
     async def delete_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -315,6 +345,48 @@ class LogsApi:
         if token:
             out["nextToken"] = token
         return out
+
+    # --- tags -----------------------------------------------------------------------
+
+    def _arn_group(self, params: dict[str, Any]) -> str:
+        arn = _str(params, "resourceArn", required=True) or ""
+        parts = arn.split(":")
+        if len(parts) < 7 or parts[0] != "arn" or parts[5] != "log-group":
+            raise LogsInvalidParameter(f"Invalid resourceArn: {arn}")
+        return _group_name(parts[6])
+
+    async def _tag(self, group: str, add: dict[str, str], remove: list[str]) -> None:
+        current: dict[str, str] = await self._run(self.store.tags, group)
+        if len(set(current) - set(remove) | set(add)) > MAX_TAGS:
+            raise LogsTooManyTags(
+                f"A resource can have no more than {MAX_TAGS} tags.", resourceName=group
+            )
+        await self._run(self.store.set_tags, group, add, remove)
+
+    async def tag_resource(self, params: dict[str, Any]) -> dict[str, Any]:
+        await self._tag(self._arn_group(params), _tags(params.get("tags"), required=True), [])
+        return {}
+
+    async def untag_resource(self, params: dict[str, Any]) -> dict[str, Any]:
+        await self._tag(self._arn_group(params), {}, _keys(params.get("tagKeys")))
+        return {}
+
+    async def list_tags_for_resource(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"tags": await self._run(self.store.tags, self._arn_group(params))}
+
+    async def tag_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_name(_str(params, "logGroupName", required=True) or "")
+        await self._tag(group, _tags(params.get("tags"), required=True), [])
+        return {}
+
+    async def untag_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_name(_str(params, "logGroupName", required=True) or "")
+        await self._tag(group, {}, _keys(params.get("tags")))
+        return {}
+
+    async def list_tags_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = _group_name(_str(params, "logGroupName", required=True) or "")
+        return {"tags": await self._run(self.store.tags, group)}
 
     # --- events -----------------------------------------------------------------------
 
@@ -532,6 +604,12 @@ def register(web_app: web.Application) -> None:
         "PutLogEvents": api.put_log_events,
         "GetLogEvents": api.get_log_events,
         "FilterLogEvents": api.filter_log_events,
+        "TagResource": api.tag_resource,
+        "UntagResource": api.untag_resource,
+        "ListTagsForResource": api.list_tags_for_resource,
+        "TagLogGroup": api.tag_log_group,
+        "UntagLogGroup": api.untag_log_group,
+        "ListTagsLogGroup": api.list_tags_log_group,
     }
     for op, handler in handlers.items():
         web_app[TARGETS_KEY][PREFIX + op] = handler

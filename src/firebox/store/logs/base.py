@@ -61,6 +61,13 @@ class LogStore(Protocol):
 
     def set_retention(self, group: str, days: int | None) -> bool: ...
 
+    def tags(self, group: str) -> dict[str, str]: ...
+
+    def set_tags(
+        self, group: str, add: dict[str, str], remove: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """Add and remove tags of a group; the tags it has now."""
+
     def groups(self, prefix: str = "") -> list[GroupInfo]: ...
 
     def streams(self, group: str) -> list[StreamInfo]: ...

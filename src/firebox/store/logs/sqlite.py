@@ -3,6 +3,7 @@ time so that GetLogEvents and FilterLogEvents page without reading whole streams
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -18,7 +19,8 @@ CREATE TABLE IF NOT EXISTS groups (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     created_ms INTEGER NOT NULL,
-    retention_days INTEGER
+    retention_days INTEGER,
+    tags TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS streams (
     id INTEGER PRIMARY KEY,
@@ -58,6 +60,9 @@ class SqliteLogStore:
         # Logs are best effort across a power cut (like CloudWatch's agent buffers).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(groups)")}
+        if "tags" not in columns:  # a database from before tags were kept
+            self._db.execute("ALTER TABLE groups ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -169,6 +174,28 @@ class SqliteLogStore:
                 "UPDATE groups SET retention_days = ? WHERE name = ?", (days, group)
             )
             return cur.rowcount == 1
+
+    def tags(self, group: str) -> dict[str, str]:
+        with self._lock:
+            row = self._db.execute("SELECT tags FROM groups WHERE name = ?", (group,)).fetchone()
+        if row is None:
+            raise KeyError(group)
+        return dict(json.loads(row[0]))
+
+    def set_tags(
+        self, group: str, add: dict[str, str], remove: Sequence[str] = ()
+    ) -> dict[str, str]:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            row = self._db.execute("SELECT tags FROM groups WHERE name = ?", (group,)).fetchone()
+            if row is None:
+                raise KeyError(group)
+            tags = dict(json.loads(row[0]))
+            tags.update(add)
+            for key in remove:
+                tags.pop(key, None)
+            self._db.execute("UPDATE groups SET tags = ? WHERE name = ?", (json.dumps(tags), group))
+            return tags
 
     def sweep(self, now_ms: int) -> int:
         deleted = 0
