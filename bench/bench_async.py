@@ -23,8 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from firebox.invoke.enqueue import GroupCommitter
-from firebox.store.queue.base import Completion, QueuedEvent
+from firebox.store.queue.base import Completion, EventQueue, QueuedEvent
 from firebox.store.queue.sqlite import SqliteEventQueue
 
 ACCESS, SECRET = "AKIDFIREBOXBENCH0001", "firebox-bench-secret-key-000000000000000"
@@ -51,8 +54,8 @@ def event(i: int) -> QueuedEvent:
 # --- the queue backend alone ------------------------------------------------------------
 
 
-def raw_put_single(path: Path, n: int) -> float:
-    q = SqliteEventQueue(path)
+def raw_put_single(make: Callable[[], EventQueue], n: int) -> float:
+    q = make()
     start = time.perf_counter()
     for i in range(n):
         q.put([event(i)])
@@ -61,8 +64,8 @@ def raw_put_single(path: Path, n: int) -> float:
     return rate
 
 
-async def raw_put_group(path: Path, n: int, concurrency: int) -> float:
-    q = SqliteEventQueue(path)
+async def raw_put_group(make: Callable[[], EventQueue], n: int, concurrency: int) -> float:
+    q = make()
     committer = GroupCommitter(q)
     counter = iter(range(n))
 
@@ -77,9 +80,9 @@ async def raw_put_group(path: Path, n: int, concurrency: int) -> float:
     return rate
 
 
-async def raw_drain(path: Path, n: int, workers: int) -> float:
+async def raw_drain(make: Callable[[], EventQueue], n: int, workers: int) -> float:
     """Claim and complete every event the way the pollers do, with no function behind."""
-    q = SqliteEventQueue(path)
+    q = make()
     q.put([event(i) for i in range(n)])
     done = 0
     start = time.perf_counter()
@@ -101,7 +104,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, sandbox: str, pollers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, sandbox: str, pollers: int, queue_url: str
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBOX_")}
     env.update(
@@ -114,6 +119,7 @@ def start_server(data_dir: Path, sandbox: str, pollers: int) -> tuple[subprocess
         FIREBOX_SANDBOX=sandbox,
         FIREBOX_ALLOW_UNSANDBOXED="1",
         FIREBOX_ASYNC_POLLERS=str(pollers),
+        FIREBOX_QUEUE_URL=queue_url,
     )
     log = open(data_dir.parent / "server.log", "ab")  # noqa: SIM115 - lives with the process
     proc = subprocess.Popen(
@@ -142,11 +148,11 @@ def signed_headers(method: str, url: str, body: bytes, extra: dict[str, str]) ->
     return dict(request.headers)
 
 
-async def queue_depth(session: aiohttp.ClientSession, endpoint: str, name: str) -> int:
+async def queue_stats(session: aiohttp.ClientSession, endpoint: str, name: str) -> dict[str, Any]:
     url = endpoint + "/_firebox/queues"
     async with session.get(url, headers=signed_headers("GET", url, b"", {})) as resp:
         stats = await resp.json()
-    return int(stats.get(name, {}).get("depth", 0))
+    return dict(stats.get(name) or {"depth": 0, "dead_lettered": 0})
 
 
 async def _raw_sender(host: str, port: int, request: bytes, counter: Any) -> None:
@@ -168,8 +174,12 @@ async def _raw_sender(host: str, port: int, request: bytes, counter: Any) -> Non
         writer.close()
 
 
-async def server_run(endpoint: str, name: str, n: int, concurrency: int) -> tuple[float, float]:
-    """(events/s accepted, events/s drained — from the first send until the queue is empty)."""
+async def server_run(
+    endpoint: str, name: str, n: int, concurrency: int
+) -> tuple[float, float, int]:
+    """(events/s accepted, events/s drained — from the first send until the queue is empty,
+    events that failed). Failures are not retried (MaximumRetryAttempts=0), so that a
+    retry's minute-long wait does not pass for queue throughput; they are counted."""
     url = f"{endpoint}/2015-03-31/functions/{name}/invocations"
     headers = signed_headers("POST", url, PAYLOAD, {"X-Amz-Invocation-Type": "Event"})
     host, port = endpoint.removeprefix("http://").split(":")
@@ -190,11 +200,12 @@ async def server_run(endpoint: str, name: str, n: int, concurrency: int) -> tupl
         )
         accepted = n / (time.perf_counter() - start)
         while True:  # the queue's own figure says when it is empty
-            if await queue_depth(session, endpoint, name) == 0:
+            stats = await queue_stats(session, endpoint, name)
+            if stats["depth"] == 0:
                 break
             await asyncio.sleep(0.05)
         drained = n / (time.perf_counter() - start)
-    return accepted, drained
+    return accepted, drained, int(stats["dead_lettered"])
 
 
 def make_function(endpoint: str, name: str) -> None:
@@ -216,11 +227,73 @@ def make_function(endpoint: str, name: str) -> None:
         Handler="app.handler",
         Code={"ZipFile": buf.getvalue()},
     )
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
     # Warm it once so the figure is about the queue, not the first cold start.
     lam.invoke(FunctionName=name, Payload=b"{}")
 
 
 # --- main ------------------------------------------------------------------------------
+
+
+@contextmanager
+def pg_schema(url: str) -> Iterator[str]:
+    """A fresh schema for one run (search_path in the URL), dropped afterwards."""
+    import psycopg
+
+    schema = f"fbbench_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        sep = "&" if "?" in url else "?"
+        yield url + sep + "options=" + urllib.parse.quote(f"-csearch_path={schema}")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def run_backend(
+    label: str, make: Callable[[], EventQueue], n: int, c: int, pollers: int
+) -> list[tuple[str, float, str]]:
+    return [
+        (
+            "queue_put_one_per_commit",
+            raw_put_single(make, min(n, 1000)),
+            f"{label}, 1 event per durable transaction",
+        ),
+        (
+            "queue_put_group_commit",
+            asyncio.run(raw_put_group(make, n, c)),
+            f"{label}, {c} concurrent submitters",
+        ),
+        (
+            "queue_claim_complete",
+            asyncio.run(raw_drain(make, n, pollers)),
+            f"{label}, batches of {pollers}, no function",
+        ),
+    ]
+
+
+def run_server(
+    label: str, data: Path, queue_url: str, args: argparse.Namespace
+) -> list[tuple[str, float, str]]:
+    proc, endpoint = start_server(data, args.sandbox, args.pollers, queue_url)
+    try:
+        make_function(endpoint, "bench")
+        accepted, drained, failed = asyncio.run(
+            server_run(endpoint, "bench", args.events, args.concurrency)
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    return [
+        ("server_accepted", accepted, f"{label}, HTTP 202s, {args.concurrency} connections"),
+        (
+            "server_drained",
+            drained,
+            f"{label}, no-op python function, {args.pollers} pollers, {args.sandbox},"
+            f" {failed} failed",
+        ),
+    ]
 
 
 def main() -> None:
@@ -229,48 +302,38 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--pollers", type=int, default=8)
     ap.add_argument("--sandbox", default="process", help="process or unsandboxed")
+    ap.add_argument(
+        "--postgres",
+        default="",
+        metavar="URL",
+        help="also measure the PostgreSQL queue at this URL "
+        "(e.g. postgresql://postgres@127.0.0.1:5432/test)",
+    )
     args = ap.parse_args()
     n, c = args.events, args.concurrency
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="firebox-bench-") as tmp:
         base = Path(tmp)
-        rows.append(
-            (
-                "queue_put_one_per_fsync",
-                raw_put_single(base / "q1.db", min(n, 1000)),
-                "sqlite, 1 event per transaction",
-            )
+        files = iter(range(1000))
+        rows += run_backend(
+            "sqlite", lambda: SqliteEventQueue(base / f"q{next(files)}.db"), n, c, args.pollers
         )
-        rows.append(
-            (
-                "queue_put_group_commit",
-                asyncio.run(raw_put_group(base / "q2.db", n, c)),
-                f"sqlite, {c} concurrent submitters",
-            )
-        )
-        rows.append(
-            (
-                "queue_claim_complete",
-                asyncio.run(raw_drain(base / "q3.db", n, args.pollers)),
-                f"sqlite, batches of {args.pollers}, no function",
-            )
-        )
-        data = base / "data"
-        proc, endpoint = start_server(data, args.sandbox, args.pollers)
-        try:
-            make_function(endpoint, "bench")
-            accepted, drained = asyncio.run(server_run(endpoint, "bench", n, c))
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
-        rows.append(("server_accepted", accepted, f"HTTP 202s, {c} connections"))
-        rows.append(
-            (
-                "server_drained",
-                drained,
-                f"no-op python function, {args.pollers} pollers, {args.sandbox}",
-            )
-        )
+        rows += run_server("sqlite", base / "data", "", args)
+        if args.postgres:
+            from firebox.store.queue.postgres import PostgresEventQueue
+
+            for kind in ("raw", "server"):
+                with pg_schema(args.postgres) as url:
+                    if kind == "raw":
+                        rows += run_backend(
+                            "postgres",
+                            lambda u=url: PostgresEventQueue(u, "bench"),
+                            n,
+                            c,
+                            args.pollers,
+                        )
+                    else:
+                        rows += run_server("postgres", base / "data-pg", url, args)
 
     print(f"{'figure':<26} {'events/s':>10}  notes")
     for figure, rate, note in rows:
@@ -282,6 +345,7 @@ def main() -> None:
                     "bench": "async",
                     "figure": figure,
                     "events_per_s": round(rate, 1),
+                    "backend": note.split(",")[0],
                     "events": n,
                     "notes": note,
                 }
