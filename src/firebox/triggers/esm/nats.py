@@ -100,7 +100,7 @@ class NatsSource(Source):
         if self.mapping.get("StartingPosition", "LATEST") == "LATEST":
             config.deliver_policy = DeliverPolicy.BY_START_TIME
             created = datetime.fromtimestamp(float(self.mapping.get("_created", time.time())), UTC)
-            config.opt_start_time = created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            config.opt_start_time = created
         else:
             config.deliver_policy = DeliverPolicy.ALL
         try:
