@@ -12,10 +12,11 @@ A commit is durable when it returns (the server's synchronous_commit, on by defa
 
 from __future__ import annotations
 
+import queue
 import re
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from firebox.store.queue.base import (
@@ -70,7 +71,9 @@ def _event(row: tuple[Any, ...]) -> QueuedEvent:
 
 
 class PostgresEventQueue:
-    def __init__(self, dsn: str, node: str, table_prefix: str = "firebox_") -> None:
+    def __init__(
+        self, dsn: str, node: str, table_prefix: str = "firebox_", connections: int = 4
+    ) -> None:
         # Imported here: psycopg is an optional dependency (the [postgres] extra).
         import psycopg
 
@@ -78,17 +81,28 @@ class PostgresEventQueue:
             raise ValueError(f"bad table prefix {table_prefix!r}")
         self._p = table_prefix
         self.node = node
-        # One connection, one lock, as in the SQLite backend: callers batch their writes.
-        self._db = psycopg.connect(dsn, autocommit=True)
-        self._lock = threading.Lock()
-        with self._lock, self._db.transaction():
+        # A few connections, each used by one thread at a time: every call is a network round
+        # trip, and the pollers' completions should not queue behind one another's.
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._all = [psycopg.connect(dsn, autocommit=True) for _ in range(connections)]
+        for conn in self._all:
+            self._idle.put(conn)
+        with self._conn() as db, db.transaction():
             # Serialise concurrent first starts creating the same tables.
-            self._db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._p + "schema",))
-            self._db.execute(_schema(self._p))
-            self._db.execute(
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._p + "schema",))
+            db.execute(_schema(self._p))
+            db.execute(
                 f"UPDATE {self._p}events SET owner=NULL, due_at=%s WHERE owner=%s",
                 (time.time(), node),
             )
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        conn = self._idle.get()
+        try:
+            yield conn
+        finally:
+            self._idle.put(conn)
 
     def _insert(self, cur: Any, events: Sequence[QueuedEvent]) -> None:
         if events:
@@ -138,12 +152,12 @@ class PostgresEventQueue:
     def put(self, events: Sequence[QueuedEvent]) -> None:
         if not events:
             return
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+        with self._conn() as db, db.transaction(), db.cursor() as cur:
             self._insert(cur, events)
 
     def claim(self, limit: int, lease_s: float, now: float) -> list[QueuedEvent]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._conn() as db:
+            rows = db.execute(
                 f"WITH due AS (SELECT seq FROM {self._p}events WHERE due_at<=%s"
                 " ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)"
                 f" UPDATE {self._p}events e SET owner=%s, due_at=%s FROM due"
@@ -154,15 +168,15 @@ class PostgresEventQueue:
         return sorted((_event(r) for r in rows), key=lambda e: e.seq)
 
     def retry(self, event: QueuedEvent, due_at: float) -> None:
-        with self._lock:
-            self._db.execute(
+        with self._conn() as db:
+            db.execute(
                 f"UPDATE {self._p}events SET owner=NULL, due_at=%s, invoke_count=%s,"
                 " retries=%s, throttles=%s WHERE seq=%s AND owner=%s",
                 (due_at, event.invoke_count, event.retries, event.throttles, event.seq, self.node),
             )
 
     def complete(self, event: QueuedEvent, completion: Completion) -> None:
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+        with self._conn() as db, db.transaction(), db.cursor() as cur:
             cur.execute(
                 f"DELETE FROM {self._p}events WHERE seq=%s AND owner=%s", (event.seq, self.node)
             )
@@ -173,12 +187,12 @@ class PostgresEventQueue:
                 self._insert_dead(cur, completion.dead_letters)
 
     def next_due(self) -> float | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT MIN(due_at) FROM {self._p}events").fetchone()
+        with self._conn() as db:
+            row = db.execute(f"SELECT MIN(due_at) FROM {self._p}events").fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def discard_function(self, name: str, reason: str, now: float) -> int:
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+        with self._conn() as db, db.transaction(), db.cursor() as cur:
             cur.execute(
                 f"WITH gone AS (DELETE FROM {self._p}events WHERE function=%s RETURNING *)"
                 f" INSERT INTO {self._p}dead_letters(request_id, function, qualifier, payload,"
@@ -200,21 +214,21 @@ class PostgresEventQueue:
             args.append(function)
         sql += " ORDER BY seq DESC LIMIT %s"
         args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        with self._conn() as db:
+            rows = db.execute(sql, args).fetchall()
         return [
             DeadLetter(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
             for r in rows
         ]
 
     def stats(self, now: float) -> dict[str, FunctionQueueStats]:
-        with self._lock:
-            queued = self._db.execute(
+        with self._conn() as db:
+            queued = db.execute(
                 f"SELECT function, COUNT(*), MIN(enqueued_at), COUNT(owner) FROM {self._p}events"
                 " GROUP BY function"
             ).fetchall()
             dead: dict[str, int] = dict(
-                self._db.execute(
+                db.execute(
                     f"SELECT function, COUNT(*) FROM {self._p}dead_letters GROUP BY function"
                 ).fetchall()
             )
@@ -228,5 +242,5 @@ class PostgresEventQueue:
         return out
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        for conn in self._all:
+            conn.close()
