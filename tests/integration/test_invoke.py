@@ -200,10 +200,15 @@ def test_concurrent_invokes_scale_out(lam):
     python_function(
         lam,
         name,
-        ("import os, time\ndef handler(e, c):\n    time.sleep(0.5)\n    return os.getpid()\n"),
+        # Each environment is PID 1 of its own pid namespace: tell them apart by a value
+        # chosen once per environment, at import (Init).
+        (
+            "import time, uuid\nENV = uuid.uuid4().hex\n"
+            "def handler(e, c):\n    time.sleep(0.5)\n    return ENV\n"
+        ),
     )
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        pids = list(pool.map(lambda _: invoke_json(lam, name)[0], range(4)))
-    assert len(set(pids)) == 4, pids
+        envs = list(pool.map(lambda _: invoke_json(lam, name)[0], range(4)))
+    assert len(set(envs)) == 4, envs
     # Warm reuse afterwards: the same environments answer.
-    assert invoke_json(lam, name)[0] in pids
+    assert invoke_json(lam, name)[0] in envs
