@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -37,17 +38,26 @@ _problem = _postgres_problem()
 pytestmark = pytest.mark.skipif(_problem is not None, reason=_problem or "")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A queue URL whose tables live in a fresh schema, dropped afterwards."""
     import psycopg
 
     schema = f"fbq_{os.getpid()}_{time.monotonic_ns() % 10**9}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG else "?"
-    yield PG + sep + "options=" + urllib.parse.quote(f"-csearch_path={schema}")
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    try:
+        sep = "&" if "?" in PG else "?"
+        yield PG + sep + "options=" + urllib.parse.quote(f"-csearch_path={schema}")
+    finally:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with pg_schema() as url:
+        yield url
 
 
 def test_async_events_on_postgres_survive_kill9(server_factory: Any, pg_url: str) -> None:
