@@ -176,6 +176,8 @@ def handler(event, context):
             fh.write("hi")
         with open("/tmp/hello") as fh:
             return fh.read()
+    if action == "ifaces":
+        return sorted(name for _, name in socket.if_nameindex())
     if action == "connect":
         return _try(connect, event["host"], event["port"])
     raise ValueError(action)
@@ -332,6 +334,8 @@ def test_allocating_past_memory_size_kills_only_that_environment(plam, victim):
 
 
 def test_cannot_reach_host_loopback_services(plam, probe, psrv):
+    # Its own network namespace: loopback (its Runtime API) and the user-space uplink only.
+    assert run(plam, probe, action="ifaces") == ["lo", "tap0"]
     for host in ("127.0.0.1", "10.0.2.2"):
         out = run(plam, probe, action="connect", host=host, port=psrv.port)
         assert not out["ok"], (host, out)

@@ -77,7 +77,6 @@ class Group:
                 order = order[::-1]
             for name in order:
                 (mem / name).write_text(str(limit))
-            (self.dirs["cpu"] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
             (self.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
         else:
             d = self.dirs[""]
@@ -188,6 +187,8 @@ class Hierarchy:
                 except FileNotFoundError:
                     self.setup()  # our root was swept away: make it again
                     d.mkdir()
+                if ctrl == "cpu":
+                    (d / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
                 if ctrl == "pids" or self.version == 2:
                     (d / "pids.max").write_text(str(PIDS_MAX))
                 if ctrl == "memory":

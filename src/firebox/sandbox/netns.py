@@ -84,6 +84,10 @@ class Network:
 
         loop.add_reader(ready_r, on_ready)
 
+    @property
+    def ready(self) -> bool:
+        return self._ready is not None and self._ready.done() and self._ready.result()
+
     async def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """True once the namespace's interface is configured."""
         if self._ready is None:

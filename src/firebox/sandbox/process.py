@@ -524,7 +524,11 @@ class ProcessBackend:
             if not (spec.network and self.settings.network) and slot.network is not None:
                 slot.network.stop()
                 slot.network = None
-            elif slot.network is not None and not await slot.network.wait_ready():
+            elif (
+                slot.network is not None
+                and not slot.network.ready
+                and not await slot.network.wait_ready()
+            ):
                 log.warning("outbound network for environment %s did not come up", spec.env_id)
             message = json.dumps(self._child_spec(spec)).encode() + b"\n"
             slot.ctl.setblocking(True)

@@ -284,6 +284,8 @@ BLOCKED_SYSCALLS = (
     "io_uring_setup",
 )
 
+AF_INET = 2
+AF_INET6 = 10
 AF_PACKET = 17
 SOCK_RAW = 3
 
@@ -359,9 +361,16 @@ def build_seccomp():
     ):
         add(act_eperm, "clone", _ScmpArgCmp(0, cmp_masked_eq, flag, flag))
     add(act_enosys, "clone3")
-    # Raw and packet sockets: a function speaks TCP/UDP and Unix sockets only.
+    # Packet sockets and raw IP sockets. Raw *netlink* sockets stay: getifaddrs() and
+    # if_nameindex() (so Node's os.networkInterfaces(), Java, …) read interfaces with them.
     add(act_eperm, "socket", _ScmpArgCmp(0, cmp_eq, AF_PACKET, 0))
-    add(act_eperm, "socket", _ScmpArgCmp(1, cmp_masked_eq, 0xF, SOCK_RAW))
+    for family in (AF_INET, AF_INET6):
+        add(
+            act_eperm,
+            "socket",
+            _ScmpArgCmp(0, cmp_eq, family, 0),
+            _ScmpArgCmp(1, cmp_masked_eq, 0xF, SOCK_RAW),
+        )
     fd = os.memfd_create("seccomp") if hasattr(os, "memfd_create") else None
     if fd is None:
         raise OSError("memfd_create unavailable")
