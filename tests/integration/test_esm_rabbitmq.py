@@ -9,8 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from tests.conftest import Server, unique
-from tests.integration.test_esm_redis import Proxy, consumer, read_seen, wait_mapping
+from test_esm_redis import Proxy, consumer, read_seen, wait_mapping
+
+from conftest import Server, unique
 
 aio_pika = pytest.importorskip("aio_pika")
 
@@ -86,7 +87,7 @@ def rserver(server_factory: Any) -> Server:
 
 
 def test_batch_partial_failure_filter_and_on_failure(rserver: Server, rabbit: None) -> None:
-    from tests.integration.test_events import recorder, seen
+    from test_events import recorder, seen
 
     lam = rserver.client("lambda")
     fn = consumer(lam)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.conftest import Server, free_port, python_function, unique
+
+from conftest import Server, free_port, python_function, unique
 
 redis = pytest.importorskip("redis")
 
@@ -225,7 +226,7 @@ def test_mapping_api(rserver: Server) -> None:
 
 
 def test_batch_partial_failure_filter_and_on_failure(rserver: Server, rdb: Any) -> None:
-    from tests.integration.test_events import recorder, seen
+    from test_events import recorder, seen
 
     lam = rserver.client("lambda")
     fn = consumer(lam)

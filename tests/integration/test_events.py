@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.conftest import Server, python_function, unique
+
+from conftest import Server, python_function, unique
 
 # Keeps what it received in memory; {"read": true} returns it. With a reserved concurrency
 # of 1 there is a single environment, so the reader sees what the async invokes stored.

@@ -14,7 +14,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from tests.conftest import Server, python_function, unique
+
+from conftest import Server, python_function, unique
 
 CODE = """
 import base64, json

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.conftest import python_function, unique
+
+from conftest import python_function, unique
 
 CODE = "def handler(event, context):\n    return event\n"
 

@@ -6,8 +6,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.conftest import unique
-from tests.integration.test_events import recorder, seen
+from test_events import recorder, seen
+
+from conftest import unique
 
 # rate(1 minute) fires every 2 seconds at this scale.
 SCALE = 30
