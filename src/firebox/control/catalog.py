@@ -5,6 +5,7 @@ Keys in the metadata store (lexical order is listing order):
   version   {name}/{version:010d}           a published version (immutable)
   alias     {name}/{alias}
   layer     {layer}/{version:010d}
+  event_invoke_config {name}/{qualifier}  retries, max age, destinations (event_invoke.py)
 """
 
 from __future__ import annotations
