@@ -77,12 +77,22 @@ class Group:
                 order = order[::-1]
             for name in order:
                 (mem / name).write_text(str(limit))
-            (self.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
+            cpu = self.dirs["cpu"]
+            burst = cpu / "cpu.cfs_burst_us"
+            if burst.exists():
+                burst.write_text("0")  # burst must stay <= quota: clear before shrinking
+            (cpu / "cpu.cfs_quota_us").write_text(str(quota))
+            if burst.exists():
+                # Unused quota carries over one period: bursty invokes of a small function
+                # are not throttled mid-request, while its average share stays the same.
+                burst.write_text(str(quota))
         else:
             d = self.dirs[""]
             (d / "memory.max").write_text(str(limit))
             (d / "memory.swap.max").write_text("0")
             (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+            if (d / "cpu.max.burst").exists():
+                (d / "cpu.max.burst").write_text(str(quota))
 
     def max_memory_mb(self) -> int:
         mem = self._mem()
