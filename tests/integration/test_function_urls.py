@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -15,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import Server, python_function, unique
+from conftest import ROLE, Server, make_zip, python_function, unique
 
 CODE = """
 import base64, json
@@ -295,3 +296,89 @@ def test_aws_iam_url(lam: Any, server: Server) -> None:
     )
     resp = call(f"http://127.0.0.1:{server.url_port}/h", headers=dict(req.headers.items()))
     assert resp.status == 200 and resp.json()["rawPath"] == "/h"
+
+
+NODE_STREAM = """
+exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  if (event.rawPath === '/http') {
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201, headers: {'content-type': 'text/plain', 'x-streamed': 'yes'},
+      cookies: ['s=1'],
+    });
+  } else {
+    responseStream.setContentType('text/plain');
+  }
+  for (let i = 0; i < 3; i++) {
+    responseStream.write(`part${i};`);
+    await new Promise((r) => setTimeout(r, 400));
+  }
+  responseStream.end();
+});
+"""
+
+
+def _timed_chunks(url: str) -> tuple[Any, list[tuple[float, bytes]]]:
+    import http.client
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(str(parts.hostname), parts.port, timeout=30)
+    conn.request("GET", parts.path)
+    resp = conn.getresponse()
+    chunks = []
+    while True:
+        data = resp.read1(65536)
+        if not data:
+            break
+        chunks.append((time.monotonic(), data))
+    conn.close()
+    return resp, chunks
+
+
+def test_response_stream_url(lam: Any, server: Server) -> None:
+    name = unique("urlstream")
+    lam.create_function(
+        FunctionName=name,
+        Runtime="nodejs20.x",
+        Role=ROLE,
+        Handler="index.handler",
+        Code={"ZipFile": make_zip({"index.js": NODE_STREAM})},
+    )
+    cfg = lam.create_function_url_config(
+        FunctionName=name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"
+    )
+    lam.add_permission(
+        FunctionName=name,
+        StatementId="url",
+        Action="lambda:InvokeFunctionUrl",
+        Principal="*",
+        FunctionUrlAuthType="NONE",
+    )
+    base = _path_url(server, cfg["FunctionUrl"])
+    resp, chunks = _timed_chunks(base + "/plain")
+    assert resp.status == 200 and resp.getheader("Content-Type") == "text/plain"
+    assert b"".join(c for _, c in chunks) == b"part0;part1;part2;"
+    # The first part arrived while the function was still writing the others.
+    assert chunks[-1][0] - chunks[0][0] > 0.5, chunks
+    resp, chunks = _timed_chunks(base + "/http")
+    assert resp.status == 201
+    assert resp.getheader("x-streamed") == "yes" and resp.getheader("Set-Cookie") == "s=1"
+    assert b"".join(c for _, c in chunks) == b"part0;part1;part2;"
+    assert chunks[-1][0] - chunks[0][0] > 0.5, chunks
+
+
+def test_throttled_url_is_429(lam: Any, server: Server) -> None:
+    name = unique("urlthrottle")
+    python_function(lam, name, CODE)
+    cfg = lam.create_function_url_config(FunctionName=name, AuthType="NONE")
+    lam.add_permission(
+        FunctionName=name,
+        StatementId="url",
+        Action="lambda:InvokeFunctionUrl",
+        Principal="*",
+        FunctionUrlAuthType="NONE",
+    )
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    resp = call(_path_url(server, cfg["FunctionUrl"]) + "/object")
+    assert resp.status == 429 and resp.json() == {"Message": "Rate Exceeded."}
+    lam.delete_function_concurrency(FunctionName=name)
+    assert call(_path_url(server, cfg["FunctionUrl"]) + "/object").status == 200

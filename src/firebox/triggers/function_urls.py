@@ -10,17 +10,20 @@ Authorisation as Lambda does it: AWS_IAM URLs need a SigV4 signature (service ``
 by a known key; NONE URLs need a resource policy statement allowing
 lambda:InvokeFunctionUrl to ``*`` with FunctionUrlAuthType NONE.
 
-Responses are buffered, including for InvokeMode RESPONSE_STREAM: the invoke path has no
-streamed result to pass on yet.
+With InvokeMode RESPONSE_STREAM a function that streams (Node's
+``awslambda.streamifyResponse``, a custom runtime's streamed response) reaches the client
+chunk by chunk; one that does not is answered as in BUFFERED mode.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -30,6 +33,7 @@ from firebox.arn import FunctionRef
 from firebox.errors import FireboxError, ResourceNotFound, TooManyRequests
 from firebox.store.metadata.base import Doc
 from firebox.triggers.url_events import build_event, map_result
+from firebox.workers.stream import ResponseStream
 
 if TYPE_CHECKING:
     from firebox.app import App
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 
 _HOST_RE = re.compile(r"^([a-z0-9]{32})\.lambda-url\.")
 _PATH_RE = re.compile(r"^/([a-z0-9]{32})(/.*)?$")
+PRELUDE_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+PRELUDE_END = b"\x00" * 8
 # A function URL request, like a sync Invoke, carries at most 6 MB.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
@@ -190,25 +196,86 @@ class UrlServer:
         )
         extra = CIMultiDict(_cors_headers(cors, origin))
         extra["x-amzn-RequestId"] = request_id
-        try:
-            result = await self.app.invoker.invoke(
-                FunctionRef(name, qualifier),
-                json.dumps(event).encode(),
-                request_id=request_id,
-                payload_checked=True,
+        ref = FunctionRef(name, qualifier)
+        payload = json.dumps(event).encode()
+        stream = ResponseStream() if config.get("InvokeMode") == "RESPONSE_STREAM" else None
+        task = asyncio.ensure_future(
+            self.app.invoker.invoke(
+                ref, payload, request_id=request_id, payload_checked=True, stream=stream
             )
-        except TooManyRequests:
-            return self._finish(_message(429, "Rate Exceeded."), extra)
-        except ResourceNotFound:
-            return self._finish(_message(404, None), extra)
+        )
+        if stream is not None and await stream.wait_started(task):
+            return await self._stream(request, stream, task, extra)
+        try:
+            result = await task
         except FireboxError as exc:
-            log.info("function URL invoke of %s failed: %s", name, exc.message)
-            return self._finish(_message(502, "Internal Server Error"), extra)
+            return self._finish(self._invoke_error(name, exc), extra)
         if result.function_error:
             return self._finish(_message(502, "Internal Server Error"), extra)
         mapped = map_result(result.payload)
         response = web.Response(status=mapped.status, body=mapped.body, headers=mapped.headers)
         return self._finish(response, extra)
+
+    def _invoke_error(self, name: str, exc: FireboxError) -> web.Response:
+        if isinstance(exc, TooManyRequests):
+            return _message(429, "Rate Exceeded.")
+        if isinstance(exc, ResourceNotFound):
+            return _message(404, None)
+        log.info("function URL invoke of %s failed: %s", name, exc.message)
+        return _message(502, "Internal Server Error")
+
+    async def _stream(
+        self,
+        request: web.Request,
+        stream: ResponseStream,
+        task: asyncio.Future[Any],
+        extra: CIMultiDict[str],
+    ) -> web.StreamResponse:
+        """RESPONSE_STREAM: pass the function's chunks on as they come. A response made
+        with awslambda.HttpResponseStream.from starts with a JSON prelude (statusCode,
+        headers, cookies) and eight NUL bytes."""
+        chunks = stream.__aiter__()
+        status = 200
+        headers: CIMultiDict[str] = CIMultiDict({"Content-Type": stream.content_type})
+        first = b""
+        if stream.content_type == PRELUDE_CONTENT_TYPE:
+            buf = b""
+            async for chunk in chunks:
+                buf += chunk
+                if PRELUDE_END in buf:
+                    break
+            prelude_raw, _, first = buf.partition(PRELUDE_END)
+            try:
+                prelude = json.loads(prelude_raw) if prelude_raw.strip() else {}
+            except ValueError:
+                prelude = {}
+            if not isinstance(prelude, dict):
+                prelude = {}
+            with contextlib.suppress(TypeError, ValueError):
+                status = int(prelude.get("statusCode", 200))
+            headers = CIMultiDict({"Content-Type": "application/octet-stream"})
+            for key, value in (prelude.get("headers") or {}).items():
+                headers[str(key)] = str(value)
+            for cookie in prelude.get("cookies") or []:
+                headers.add("Set-Cookie", str(cookie))
+        response = web.StreamResponse(status=status, headers=headers)
+        for key, value in extra.items():
+            response.headers[key] = value
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(request)
+            if first:
+                await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+            with contextlib.suppress(FireboxError):
+                await task  # an error after streaming began just ends the body, as in Lambda
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            # The client went away: the invocation still runs to its end, unobserved.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            raise
+        return response
 
     def _finish(self, response: web.Response, extra: CIMultiDict[str]) -> web.Response:
         for key, value in extra.items():
