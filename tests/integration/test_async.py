@@ -379,3 +379,22 @@ def test_event_invoke_config_api(lam: Any) -> None:
     with pytest.raises(ClientError) as exc:
         lam.get_function_event_invoke_config(FunctionName=name)
     assert error_of(exc) == ("ResourceNotFoundException", 404)
+
+
+def test_events_for_a_deleted_alias_become_dead_letters(srv: Server, lam: Any) -> None:
+    name = unique("aliasgone")
+    python_function(lam, name, TARGET)
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="tmp", FunctionVersion="1")
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    rid = send_event(lam, name, {"a": 1}, Qualifier="tmp")
+    lam.delete_alias(FunctionName=name, Name="tmp")
+    deadline = time.monotonic() + 20
+    letters: list[Any] = []
+    while time.monotonic() < deadline and not letters:
+        time.sleep(0.1)
+        letters = signed_get(srv, f"/_firebox/dead-letters?FunctionName={name}")["DeadLetters"]
+    (letter,) = letters
+    assert (letter["request_id"], letter["qualifier"]) == (rid, "tmp")
+    assert letter["reason"] == "FunctionNotFound"
+    assert signed_get(srv, "/_firebox/queues")[name]["depth"] == 0

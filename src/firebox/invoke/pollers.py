@@ -158,7 +158,10 @@ class Pollers:
             await self._back_off(event, config)
             return
         except ResourceNotFound:
-            await self._fail(event, config, "FunctionNotFound", None)
+            # The function, version or alias is gone: no destination can be trusted to
+            # belong to it any more, and AWS has no condition for this, so keep the event.
+            completion = Completion(dead_letters=[self._dead(event, "FunctionNotFound", "", "")])
+            await asyncio.to_thread(self.queue.complete, event, completion)
             return
         except asyncio.CancelledError:
             raise
