@@ -106,9 +106,9 @@ def test_keepalive_expiry(server_factory: Any) -> None:
 
 
 def test_adaptive_keepalive_keeps_regular_functions_longer(server_factory: Any) -> None:
-    # Invoked every 0.9 s with a 0.5 s base: a fixed keep-alive loses the environment
+    # Invoked every 0.55 s with a 0.3 s base: a fixed keep-alive loses the environment
     # between calls; the adaptive one learns the rhythm after three calls.
-    srv = server_factory(keepalive_s=0.5)
+    srv = server_factory(keepalive_s=0.3)
     lam = srv.client()
     name = unique("rhythm")
     python_function(lam, name, STATE)
@@ -116,22 +116,22 @@ def test_adaptive_keepalive_keeps_regular_functions_longer(server_factory: Any) 
     for _ in range(5):
         _, cold = _call(lam, name)
         colds.append(cold)
-        time.sleep(0.9)
+        time.sleep(0.55)
     assert colds[:3] == [True, True, True]
     assert colds[3:] == [False, False]
 
 
 def test_max_lifetime(server_factory: Any) -> None:
-    srv = server_factory(max_lifetime_s=1.0, keepalive_s=60)
+    srv = server_factory(max_lifetime_s=0.6, keepalive_s=60)
     lam = srv.client()
     name = unique("life")
     python_function(lam, name, STATE)
     streams = []
-    deadline = time.monotonic() + 2.5
+    deadline = time.monotonic() + 1.6
     while time.monotonic() < deadline:
         out, _ = _call(lam, name)
         streams.append(out["stream"])
-        time.sleep(0.25)
+        time.sleep(0.15)
     assert len(set(streams)) >= 2
     # Each environment served a run of consecutive invokes, then was replaced for good.
     changes = sum(1 for x, y in zip(streams, streams[1:], strict=False) if x != y)
