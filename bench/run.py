@@ -230,7 +230,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) ->
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -750,13 +750,13 @@ class Run:
                 )
             )
             secs = self.n(2, 5)
-            r = SyncConn(HOST, srv.port)
-            resp = r.request(
+            c128 = SyncConn(HOST, srv.port)
+            resp = c128.request(
                 srv.create_request(
                     name + "-128", "python3.11", "app.handler", zip_of({"app.py": PY_CODE})
                 )
             )
-            r.close()
+            c128.close()
             if resp.status != 201:
                 raise RuntimeError(f"CreateFunction {resp.status}: {resp.body[:300]!r}")
             inv128 = srv.invoke_request(name + "-128")

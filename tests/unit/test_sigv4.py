@@ -57,3 +57,43 @@ def test_missing_or_unknown_credentials():
     req = signed("GET", "http://h/")
     with pytest.raises(UnrecognizedClient):
         verify("GET", "/", dict(req.headers), b"", lambda k: None)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/2015-03-31/functions/fn/invocations",
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aeu-west-1%3A000000000000%3Afunction%3Afn"
+        "/invocations",
+        "/2015-03-31/functions/my~fn_x.y-1/invocations",
+        "/",
+    ],
+)
+def test_fast_path_computes_botocores_signature(path):
+    """verify() answers common requests without botocore's signer; what it computes there
+    must be exactly botocore's signature (the one boto3 sent)."""
+    from firebox.api.sigv4 import _fast_signature, _parse_authorization
+
+    req = signed("POST", "http://127.0.0.1:9000" + path, b'{"a":  1}')
+    headers = {"host": "127.0.0.1:9000", **{k.lower(): v for k, v in req.headers.items()}}
+    credential, names, signature = _parse_authorization(headers["authorization"])
+    picked = {n: headers[n] for n in names}
+    fast = _fast_signature(
+        "POST", path, picked, req.body, SECRET, headers["x-amz-date"], credential
+    )
+    assert fast == signature
+    assert check(req, path).service == "lambda"
+    # Anything else about the request changed: the fast path no longer matches and the
+    # general path refuses it.
+    req.data = b'{"a": 2}'
+    with pytest.raises(InvalidSignature):
+        check(req, path)
+
+
+def test_requests_outside_the_fast_path_still_verify():
+    from firebox.api.sigv4 import _fast_signature
+
+    for path in ("/2015-03-31/functions/fn/invocations?Qualifier=1", "/a//b/./c"):
+        req = signed("POST", "http://127.0.0.1:9000" + path, b"{}")
+        assert _fast_signature("POST", path, {}, b"{}", SECRET, "", []) is None
+        assert check(req, path).region == "eu-west-1"
