@@ -174,6 +174,8 @@ def handler(event, context):
     if action == "tmp":
         with open("/tmp/hello", "w") as fh:
             fh.write("hi")
+        os.mkfifo("/tmp/fifo")
+        os.unlink("/tmp/fifo")
         with open("/tmp/hello") as fh:
             return fh.read()
     if action == "ifaces":
