@@ -144,6 +144,13 @@ def test_config_api(lam: Any, server: Server) -> None:
         lam.get_function_url_config(FunctionName=name)
     assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert call(_path_url(server, cfg["FunctionUrl"]) + "/").status == 403
+    # A deleted alias takes its URL with it; a new alias of that name starts without one.
+    assert call(_path_url(server, alias_cfg["FunctionUrl"]) + "/").status == 403  # no policy
+    lam.delete_alias(FunctionName=name, Name="live")
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    with pytest.raises(ClientError) as exc:
+        lam.get_function_url_config(FunctionName=name, Qualifier="live")
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
     lam.delete_function(FunctionName=name)
     assert call(_path_url(server, alias_cfg["FunctionUrl"]) + "/").status == 403
 

@@ -101,6 +101,12 @@ def test_policy_per_qualifier(lam: Any, fn: str) -> None:
     stmt = json.loads(lam.get_policy(FunctionName=fn, Qualifier="live")["Policy"])["Statement"][0]
     assert stmt["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
     assert stmt["Resource"].endswith(f":function:{fn}:live")
+    # A deleted alias takes its policy with it.
+    lam.delete_alias(FunctionName=fn, Name="live")
+    lam.create_alias(FunctionName=fn, Name="live", FunctionVersion=version)
+    with pytest.raises(ClientError) as exc:
+        lam.get_policy(FunctionName=fn, Qualifier="live")
+    assert _code(exc) == "ResourceNotFoundException"
     # The unqualified function has its own (empty) policy.
     with pytest.raises(ClientError) as exc:
         lam.get_policy(FunctionName=fn)

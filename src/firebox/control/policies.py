@@ -17,7 +17,14 @@ import re
 from typing import Any
 
 from firebox.arn import LATEST
-from firebox.control.catalog import Catalog, check_revision, new_revision
+from firebox.control.catalog import (
+    ALIAS,
+    VERSION,
+    Catalog,
+    check_revision,
+    new_revision,
+    version_key,
+)
 from firebox.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from firebox.store.metadata.base import DeletePrefix, Doc
 
@@ -50,6 +57,7 @@ class Policies:
         # dropped on every write (writes come from worker threads; a dict pop is atomic).
         self._cache: dict[str, list[Doc]] = {}
         catalog.on_delete.append(self.drop_function)
+        catalog.listeners.append(self.prune)
 
     # --- control plane -----------------------------------------------------------------
 
@@ -160,6 +168,19 @@ class Policies:
         self.c.store.batch([DeletePrefix(POLICY, f"{name}/")])
         for key in [k for k in list(self._cache) if k.startswith(f"{name}/")]:
             self._cache.pop(key, None)
+
+    def prune(self, name: str) -> None:
+        """catalog.listeners hook: a deleted alias or version takes its policy with it."""
+        for key, _ in self.c.store.list(POLICY, prefix=f"{name}/"):
+            qualifier = key.split("/", 1)[1]
+            if not qualifier:
+                continue
+            if qualifier.isdigit():
+                gone = self.c.store.get(VERSION, version_key(name, int(qualifier))) is None
+            else:
+                gone = self.c.store.get(ALIAS, f"{name}/{qualifier}") is None
+            if gone:
+                self.drop_qualifier(name, qualifier)
 
     def drop_qualifier(self, name: str, qualifier: str) -> None:
         self.c.store.delete(POLICY, _key(name, qualifier))

@@ -16,7 +16,7 @@ import string
 from typing import Any
 
 from firebox.arn import ALIAS_RE, LATEST
-from firebox.control.catalog import Catalog, now_iso, paginate
+from firebox.control.catalog import ALIAS, Catalog, now_iso, paginate
 from firebox.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from firebox.store.metadata.base import Delete, Doc, Put
 
@@ -84,6 +84,7 @@ class FunctionUrls:
         # url id -> (name, qualifier, config); the URL server's hot path reads only this.
         self._by_id: dict[str, tuple[str, str | None, Doc]] = {}
         catalog.on_delete.append(self.drop_function)
+        catalog.listeners.append(self.prune)
 
     def _check_target(self, name: str, qualifier: str | None) -> None:
         self.c.function_doc(name)
@@ -195,6 +196,14 @@ class FunctionUrls:
             self._by_id.pop(doc["_id"], None)
         if writes:
             self.c.store.batch(writes)
+
+    def prune(self, name: str) -> None:
+        """catalog.listeners hook: an alias that went away takes its URL with it."""
+        for key, doc in self.c.store.list(URL, prefix=f"{name}/"):
+            alias = key.split("/", 1)[1]
+            if alias and self.c.store.get(ALIAS, f"{name}/{alias}") is None:
+                self.c.store.batch([Delete(URL, key), Delete(URL_ID, doc["_id"])])
+                self._by_id.pop(doc["_id"], None)
 
     def lookup(self, url_id: str) -> tuple[str, str | None, Doc] | None:
         """(function, qualifier, config) for a URL id, from memory after the first hit."""
