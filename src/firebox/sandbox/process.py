@@ -42,8 +42,12 @@ _MAX_FDS = 4
 
 
 @cache
-def host_problems() -> list[str]:
-    """Why the process backend cannot run on this host (empty when it can)."""
+def host_problems(network: bool = True) -> list[str]:
+    """Why the process backend cannot run on this host (empty when it can).
+
+    ``network=False``: the server runs with outbound networking off, so slirp4netns is not
+    needed.
+    """
     problems: list[str] = []
     if sys.platform != "linux":
         return ["the process sandbox needs Linux"]
@@ -58,7 +62,8 @@ def host_problems() -> list[str]:
         problems.append("libseccomp (Debian package libseccomp2) not found")
     if not hasattr(os, "pidfd_open"):
         problems.append("this Python lacks os.pidfd_open")
-    problems.extend(netns.problems())
+    if network:
+        problems.extend(netns.problems())
     if not problems:
         problems.extend(_probe_namespaces())
     return problems
@@ -455,7 +460,7 @@ class ProcessBackend:
         self._state = _State()
 
     async def start(self) -> None:
-        problems = host_problems()
+        problems = host_problems(self.settings.network)
         if problems:
             raise SandboxUnavailable("the process sandbox cannot run here: " + "; ".join(problems))
         self.work_dir.mkdir(parents=True, exist_ok=True)
