@@ -66,8 +66,9 @@ class Settings:
     # second). cron() schedules are not scaled.
     schedule_time_scale: float = 1.0
 
-    # Function URLs are served on their own port (0 turns the URL server off).
-    url_port: int = 9001
+    # Function URLs are served on their own port: -1 is the API port + 1 (9001 by
+    # default), 0 turns the URL server off.
+    url_port: int = -1
 
     # Event source mappings: how long a poller waits before reconnecting to a broker
     # that is down or refused it.
@@ -92,6 +93,13 @@ class Settings:
     def validate(self) -> Settings:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be 1-65535, got {self.port}")
+        if self.url_port == -1:
+            self.url_port = self.port + 1 if self.port < 65535 else 0
+        if not 0 <= self.url_port < 65536 or self.url_port == self.port:
+            raise SettingsError(
+                f"url_port must be 1-65535 (0: no function URLs) and differ from port, got "
+                f"{self.url_port}"
+            )
         if self.queue_url and not self.queue_url.startswith(("postgresql://", "postgres://")):
             raise SettingsError("queue_url must be empty (SQLite) or a postgresql:// URL")
         if self.sandbox not in ("process", "unsandboxed"):
