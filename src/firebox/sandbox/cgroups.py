@@ -89,7 +89,8 @@ class Group:
         else:
             d = self.dirs[""]
             (d / "memory.max").write_text(str(limit))
-            (d / "memory.swap.max").write_text("0")
+            with contextlib.suppress(FileNotFoundError):  # no swap accounting: no swap
+                (d / "memory.swap.max").write_text("0")
             (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
             if (d / "cpu.max.burst").exists():
                 (d / "cpu.max.burst").write_text(str(quota))
@@ -184,8 +185,14 @@ class Hierarchy:
         for root in self.roots.values():
             root.mkdir(parents=True, exist_ok=True)
             if self.version == 2:
-                for d in (root.parent, root):
-                    (d / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+                # Delegate the controllers down to our groups (the top may already do so,
+                # or may refuse inside a container whose manager did it for us).
+                for d in (CGROUP_FS, root.parent, root):
+                    try:
+                        (d / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+                    except OSError:
+                        if d != CGROUP_FS:
+                            raise
 
     def create(self, name: str) -> Group:
         dirs = {ctrl: root / name for ctrl, root in self.roots.items()}
