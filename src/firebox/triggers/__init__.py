@@ -52,7 +52,7 @@ class Triggers:
         return await self.app.submit_event(ref, payload)
 
     async def start(self) -> None:
-        if self.app.settings.url_port:
+        if self.app.settings.url_port > 0:
             await self.url_server.start()
         self._tasks.append(asyncio.create_task(self.scheduler.run()))
         await self.esm.start()
