@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -389,3 +391,33 @@ def test_throttled_url_is_429(lam: Any, server: Server) -> None:
     assert resp.status == 429 and resp.json() == {"Message": "Rate Exceeded."}
     lam.delete_function_concurrency(FunctionName=name)
     assert call(_path_url(server, cfg["FunctionUrl"]) + "/object").status == 200
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_host_based(lam: Any, fn: str, public_url: str) -> None:
+    """The FunctionUrl exactly as returned, with curl (which resolves *.localhost itself)."""
+    url = lam.get_function_url_config(FunctionName=fn)["FunctionUrl"]
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-b",
+            "session=abc",
+            "--data-binary",
+            '{"via": "curl"}',
+            url + "curl/path?q=1",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    event = json.loads(out.stdout)
+    assert event["rawPath"] == "/curl/path" and event["rawQueryString"] == "q=1"
+    assert event["requestContext"]["http"]["method"] == "PUT"
+    assert event["cookies"] == ["session=abc"]
+    assert json.loads(event["body"]) == {"via": "curl"}
+    assert event["headers"]["user-agent"].startswith("curl/")
