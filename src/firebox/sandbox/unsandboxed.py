@@ -14,8 +14,9 @@ from firebox.sandbox.base import ExitInfo, SandboxSpec
 
 
 class UnsandboxedProcess:
-    def __init__(self, env_id: str, proc: asyncio.subprocess.Process, listener: socket.socket,
-                 log_fd: int) -> None:
+    def __init__(
+        self, env_id: str, proc: asyncio.subprocess.Process, listener: socket.socket, log_fd: int
+    ) -> None:
         self.env_id = env_id
         self.runtime_api = listener
         self.log_fd = log_fd
@@ -95,8 +96,12 @@ class UnsandboxedBackend:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command_for(spec, spec.code_dir, spec.opt_dir),
-                stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
-                env=env, cwd=str(spec.code_dir), start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                env=env,
+                cwd=str(spec.code_dir),
+                start_new_session=True,
             )
         except OSError:
             os.close(read_fd)
@@ -115,4 +120,3 @@ class UnsandboxedBackend:
         for proc in list(self._procs):
             proc.kill()
         self._procs.clear()
-
