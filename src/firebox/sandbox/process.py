@@ -183,7 +183,7 @@ class Zygote:
         self.sock: socket.socket | None = None
         self.alive = False
         self._hello: asyncio.Future[None] | None = None
-        self._forked: dict[int, asyncio.Future[tuple[int, list[int]]]] = {}
+        self._forked: dict[int, asyncio.Future[tuple[int, list[int], asyncio.Future[int]]]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._slot_ids = itertools.count()
         self.pool: list[Slot] = []
@@ -245,7 +245,11 @@ class Zygote:
             elif op == "forked":
                 fut = self._forked.pop(msg["slot"], None)
                 if fut is not None and not fut.done():
-                    fut.set_result((msg["pid"], fds))
+                    # Registered here, not after the await: the child's exit may be the very
+                    # next message.
+                    exit_fut = asyncio.get_running_loop().create_future()
+                    self._exits[msg["pid"]] = exit_fut
+                    fut.set_result((msg["pid"], fds, exit_fut))
                 else:
                     for fd in fds:
                         os.close(fd)
@@ -278,6 +282,7 @@ class Zygote:
         self._exits.clear()
         for slot in self.pool:
             slot.discard()
+            _remove_group_soon(slot.group)
         self.pool.clear()
 
     async def prefork(self) -> Slot:
@@ -287,7 +292,7 @@ class Zygote:
         loop = asyncio.get_running_loop()
         slot_id = next(self._slot_ids)
         group = self.hierarchy.create(cgroups.group_name(self.key, slot_id))
-        fut: asyncio.Future[tuple[int, list[int]]] = loop.create_future()
+        fut: asyncio.Future[tuple[int, list[int], asyncio.Future[int]]] = loop.create_future()
         self._forked[slot_id] = fut
         try:
             self.sock.send(
@@ -295,14 +300,12 @@ class Zygote:
                     {"op": "prefork", "slot": slot_id, "cgroups": group.procs_files}
                 ).encode()
             )
-            pid, fds = await asyncio.wait_for(fut, 30)
+            pid, fds, exit_fut = await asyncio.wait_for(fut, 30)
         except BaseException:
             self._forked.pop(slot_id, None)
             group.kill_all()
             group.remove()
             raise
-        exit_fut: asyncio.Future[int] = loop.create_future()
-        self._exits[pid] = exit_fut
         pidfd, log_fd, ctl_fd = fds
         ctl = socket.socket(fileno=ctl_fd)
         try:
