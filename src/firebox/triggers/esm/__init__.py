@@ -40,6 +40,7 @@ class EsmManager:
         self.control = control
         self.pollers: dict[str, tuple[Poller, asyncio.Task[None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
         control.listeners.append(self._on_change)
 
     def _on_change(self, mapping_id: str) -> None:
@@ -53,6 +54,11 @@ class EsmManager:
             await self.refresh(doc["UUID"], doc)
 
     async def refresh(self, mapping_id: str, doc: Doc | None = None) -> None:
+        # One change at a time, so that an old poller is gone before its successor starts.
+        async with self._lock:
+            await self._refresh(mapping_id, doc)
+
+    async def _refresh(self, mapping_id: str, doc: Doc | None) -> None:
         await self._stop_one(mapping_id)
         if doc is None:
             doc = await asyncio.to_thread(self.app.metadata.get, ESM, mapping_id)
@@ -71,12 +77,23 @@ class EsmManager:
         self.pollers[mapping_id] = (poller, asyncio.create_task(poller.run()))
 
     async def _stop_one(self, mapping_id: str) -> None:
-        entry = self.pollers.pop(mapping_id, None)
-        if entry is not None:
-            entry[1].cancel()
+        await self._stop_many([mapping_id])
+
+    async def _stop_many(self, mapping_ids: list[str], grace_s: float = 5.0) -> None:
+        """Let pollers finish the batch in hand (so a function is not cut off mid-invoke),
+        then cancel whatever is still running after ``grace_s``."""
+        entries = [self.pollers.pop(i) for i in mapping_ids if i in self.pollers]
+        for poller, _ in entries:
+            poller.stopping = True
+        tasks = [task for _, task in entries]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await entry[1]
+                await task
 
     async def stop(self) -> None:
-        for mapping_id in list(self.pollers):
-            await self._stop_one(mapping_id)
+        await self._stop_many(list(self.pollers))

@@ -105,6 +105,8 @@ class Poller:
         self.attempts: dict[str, int] = {}
         self.retry: list[Message] = []
         self.delivered = 0
+        # Set to stop after the batch in hand (UpdateEventSourceMapping, shutdown).
+        self.stopping = False
 
     @property
     def _filters(self) -> list[Doc]:
@@ -116,11 +118,11 @@ class Poller:
 
     async def run(self) -> None:
         delay = self.app.settings.esm_retry_delay_s
-        while True:
+        while not self.stopping:
             try:
                 await self.source.connect()
                 self.retry = []  # the broker redelivers what was in flight
-                while True:
+                while not self.stopping:
                     batch = self.retry
                     self.retry = []
                     if not batch:
@@ -141,6 +143,10 @@ class Poller:
                 with contextlib.suppress(Exception):
                     await self.source.close()
                 await asyncio.sleep(delay)
+        # Asked to stop between batches: what was fetched and not acknowledged goes back to
+        # the broker with the connection.
+        with contextlib.suppress(Exception):
+            await self.source.close()
 
     async def process(self, batch: list[Message]) -> None:
         filters = self._filters
