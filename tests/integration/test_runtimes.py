@@ -201,6 +201,15 @@ exports.fails = async () => { const e = new TypeError('bad thing'); throw e; };
 exports.cberr = (event, context, callback) => callback(new RangeError('cb error'));
 exports.cbstring = (event, context, callback) => callback('plain string');
 exports.nested = { inner: async () => 'nested ok' };
+let count = 0;
+exports.multi = (event, context, callback) => {
+  if (event.op === 'uncaught') {
+    setTimeout(() => { throw new SyntaxError('async boom'); }, 10);
+    return;
+  }
+  count += 1;
+  callback(null, count);
+};
 """
 
 
@@ -519,3 +528,14 @@ def test_python_logging_and_marshal_error(lam: Any) -> None:
     assert resp["FunctionError"] == "Unhandled"
     assert out["errorType"] == "Runtime.MarshalError"
     assert out["errorMessage"].startswith("Unable to marshal response:")
+
+
+def test_node_uncaught_exception_ends_the_environment(lam: Any, node_fn: str) -> None:
+    _set_handler(lam, node_fn, "index.multi")
+    assert [invoke_json(lam, node_fn)[0] for _ in range(2)] == [1, 2]
+    out, resp = invoke_json(lam, node_fn, {"op": "uncaught"})
+    assert resp["FunctionError"] == "Unhandled"
+    assert (out["errorType"], out["errorMessage"]) == ("SyntaxError", "async boom")
+    after, resp = invoke_json(lam, node_fn, LogType="Tail")
+    assert after == 1  # a fresh environment ran Init again
+    assert "Init Duration" in _tail(resp)

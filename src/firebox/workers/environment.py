@@ -103,6 +103,8 @@ class Environment:
         self._init_done: asyncio.Future[tuple[str, bytes, str] | None] = loop.create_future()
         self._queued: Invocation | None = None
         self._queued_signal: asyncio.Event = asyncio.Event()
+        # Set while the runtime waits on /next: only then can it take an invocation.
+        self._polling = asyncio.Event()
         self._current: Invocation | None = None
         # A cold start's invocation also shows the Init phase's output (as Lambda's tail
         # does): lines printed before it arrives wait here.
@@ -169,8 +171,9 @@ class Environment:
             failure = ("crash", b"", reason)
             if not self._init_done.done():
                 self._init_done.set_result(failure)
-            if self._current is not None and not self._current.result.done():
-                self._current.result.set_result(failure)
+            for inv in (self._current, self._queued):
+                if inv is not None and not inv.result.done():
+                    inv.result.set_result(failure)
             self._queued_signal.set()
             self._close_fds()
 
@@ -193,6 +196,23 @@ class Environment:
             await asyncio.wait_for(self._exited.wait(), 5.0)
         except TimeoutError:
             log.warning("environment %s did not exit after SIGKILL", self.id)
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the runtime polls /next again after its last invocation: True when
+        it does, False when it exits (an uncaught error ends some runtimes right after they
+        report it) or hangs past ``timeout_s``."""
+        if self._polling.is_set() or not self.alive:
+            return self.alive
+        polling = asyncio.ensure_future(self._polling.wait())
+        exited = asyncio.ensure_future(self._exited.wait())
+        try:
+            await asyncio.wait(
+                {polling, exited}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            polling.cancel()
+            exited.cancel()
+        return self.alive and self._polling.is_set()
 
     async def initialised(self, timeout_s: float = INIT_TIMEOUT_S) -> tuple[str, bytes, str] | None:
         """Wait for Init to finish ahead of any invoke (provisioned concurrency): None once
@@ -225,11 +245,15 @@ class Environment:
         if not self._init_done.done():
             self.init_duration_ms = (time.monotonic() - self._init_started) * 1000
             self._init_done.set_result(None)
-        while self._queued is None:
-            if self.state == State.DEAD:
-                raise RuntimeAPIError(500, "Runtime.ExitError", "environment is shutting down")
-            self._queued_signal.clear()
-            await self._queued_signal.wait()
+        self._polling.set()
+        try:
+            while self._queued is None:
+                if self.state == State.DEAD:
+                    raise RuntimeAPIError(500, "Runtime.ExitError", "environment is shutting down")
+                self._queued_signal.clear()
+                await self._queued_signal.wait()
+        finally:
+            self._polling.clear()
         inv, self._queued = self._queued, None
         inv.deadline_ms = _now_ms() + int(inv.timeout_s * 1000)
         self._current = inv

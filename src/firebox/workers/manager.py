@@ -76,9 +76,14 @@ class WorkerManager:
         for pool in (self._prov_idle.get(fv.key), self._idle.get(fv.key)):
             while pool:
                 env = pool.pop()
-                if env.alive:
-                    env.state = State.BUSY
+                if not env.alive:
+                    continue
+                env.state = State.BUSY
+                # Almost always already true; a runtime that exits after its last answer
+                # or never polls again is ended here instead of failing this invoke.
+                if await env.wait_ready(fv.timeout_s):
                     return env, False
+                self._spawn(self._end(env))
         return await self._create(fv), True
 
     def release(self, env: Environment) -> None:
