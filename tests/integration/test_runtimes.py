@@ -55,7 +55,7 @@ def _other_python() -> str | None:
 # --- Python ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime", ["python3.11", _other_python() or "python3.12"])
+@pytest.mark.parametrize("runtime", ["python3.11", _other_python() or "python3.12", "python3.8"])
 def test_python_context_env_and_logs(lam: Any, runtime: str) -> None:
     if runtime not in available_runtimes():
         pytest.skip(f"{runtime} is not installed on this host")
