@@ -57,6 +57,8 @@ def handler(event, context):
         if body.get("sleep"):
             time.sleep(float(body["sleep"]))
     seen.append(batch)
+    if any(b.get("fail") == "raise" for _, b in items(event)):
+        raise RuntimeError("this batch fails")
     return {"batchItemFailures": [{"itemIdentifier": i} for i in fails]}
 """
 
@@ -351,3 +353,36 @@ def test_broker_down_shows_and_recovers(rserver: Server, rdb: Any) -> None:
     )
     cfg = wait_mapping(lam, bad["UUID"], lambda c: c["LastProcessingResult"].startswith("PROBLEM"))
     assert cfg["LastProcessingResult"].startswith("PROBLEM: Authentication error"), cfg
+
+
+def test_function_error_retries_then_on_failure_and_disable(rserver: Server, rdb: Any) -> None:
+    from test_events import recorder, seen
+
+    lam = rserver.client("lambda")
+    fn = consumer(lam)
+    dlq = recorder(lam)
+    dlq_arn = lam.get_function(FunctionName=dlq)["Configuration"]["FunctionArn"]
+    stream = unique("stream")
+    mapping = lam.create_event_source_mapping(
+        FunctionName=fn,
+        EventSourceArn=_arn(),
+        Topics=[stream],
+        MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": dlq_arn}},
+    )
+    rdb.xadd(stream, {"n": "1", "fail": "raise"})
+    # Without ReportBatchItemFailures an error fails the batch: one try, one retry.
+    assert read_seen(lam, fn, lambda s: len(s) >= 2) == [[1], [1]]
+    failures = seen(lam, dlq, 1)
+    assert [r["fields"]["n"] for r in failures[0]["payload"]["records"]] == ["1"]
+    cfg = wait_mapping(lam, mapping["UUID"], lambda c: "PROBLEM" in c["LastProcessingResult"])
+    assert cfg["LastProcessingResult"].startswith("PROBLEM: Function call failed")
+
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Disabled"
+    time.sleep(0.5)
+    rdb.xadd(stream, {"n": "2"})
+    time.sleep(1.5)
+    assert read_seen(lam, fn, lambda s: True) == [[1], [1]]
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+    assert read_seen(lam, fn, lambda s: [2] in s) == [[1], [1], [2]]

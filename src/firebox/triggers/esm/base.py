@@ -57,6 +57,9 @@ class Source:
     async def ack(self, messages: list[Message]) -> None:
         raise NotImplementedError
 
+    async def release(self, messages: list[Message]) -> None:
+        """Give unprocessed messages back to the broker now (they are redelivered)."""
+
     async def retry_later(self, messages: list[Message]) -> None:
         """Keep failed messages from being redelivered while we retry them ourselves."""
 
@@ -130,7 +133,11 @@ class Poller:
                             int(self.mapping["BatchSize"]),
                             float(self.mapping.get("MaximumBatchingWindowInSeconds") or 0),
                         )
-                    if batch:
+                    if batch and self.stopping:
+                        # Disabled or changed while this batch was being fetched: leave it
+                        # to the next poller instead of running the function on it.
+                        await self.source.release(batch)
+                    elif batch:
                         await self.process(batch)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):

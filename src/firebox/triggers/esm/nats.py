@@ -170,6 +170,12 @@ class NatsSource(Source):
             await m.handle.ack_sync(timeout=5)
             self._held.pop(m.id, None)
 
+    async def release(self, messages: list[Message]) -> None:
+        for m in messages:
+            with contextlib.suppress(Exception):
+                await m.handle.nak()
+            self._held.pop(m.id, None)
+
     async def close(self) -> None:
         if self._keepalive is not None:
             self._keepalive.cancel()
