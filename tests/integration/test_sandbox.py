@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,42 @@ def test_orphans_are_reaped_and_exit_statuses_are_exact(server_factory: Any) -> 
     out, resp = invoke_json(lam, name, {"signal": 9})
     assert out["errorType"] == "Runtime.ExitError"
     assert "signal: killed" in out["errorMessage"]
+
+
+def test_a_dead_zygote_is_replaced(server_factory: Any) -> None:
+    srv = server_factory(sandbox="process", pool_size=1)
+    lam = srv.client("lambda")
+    name = unique("phoenix")
+    python_function(lam, name, "def handler(e, c):\n    return 'up'\n")
+    assert invoke_json(lam, name)[0] == "up"
+    assert srv.proc is not None
+    zygotes = [pid for pid in _children(srv.proc.pid) if b"--stage2" in _cmdline(pid)]
+    assert zygotes
+    for pid in zygotes:
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+    time.sleep(0.2)
+    out, resp = invoke_json(lam, name)
+    assert "FunctionError" not in resp and out == "up", out
+    other = unique("phoenix")
+    python_function(lam, other, "def handler(e, c):\n    return 'new'\n")
+    assert invoke_json(lam, other)[0] == "new"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _children(ppid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+                found.append(int(entry.name))
+    return found

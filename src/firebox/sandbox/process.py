@@ -180,6 +180,7 @@ class Zygote:
         self.hierarchy = hierarchy
         self.network = network
         self.proc: subprocess.Popen[bytes] | None = None
+        self._pidfd: int | None = None
         self.sock: socket.socket | None = None
         self.alive = False
         self._hello: asyncio.Future[None] | None = None
@@ -219,6 +220,9 @@ class Zygote:
         self.sock = ours
         self._hello = loop.create_future()
         loop.add_reader(ours.fileno(), self._on_message)
+        # Its exit is watched directly too, not only through the socket's end.
+        self._pidfd = os.pidfd_open(self.proc.pid)
+        loop.add_reader(self._pidfd, self._on_death)
         try:
             await asyncio.wait_for(self._hello, 30)
         except (TimeoutError, ConnectionError) as exc:
@@ -268,6 +272,7 @@ class Zygote:
         if self.sock is not None:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(self.sock.fileno())
+        self._close_pidfd()
         err = ConnectionError(f"zygote for {self.key} died")
         if self._hello is not None and not self._hello.done():
             self._hello.set_exception(err)
@@ -398,8 +403,16 @@ class Zygote:
                 return
             self.pool.append(slot)
 
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
     def stop(self) -> None:
         self.alive = False
+        self._close_pidfd()
         if self._refilling is not None:
             self._refilling.cancel()
         for slot in self.pool:
@@ -519,7 +532,8 @@ class ProcessBackend:
         zyg = self._state.zygotes.get(key)
         if zyg is not None and zyg.alive:
             return zyg
-        if zyg is not None:  # died: start a new one
+        if zyg is not None:  # died: reap it, start a new one
+            zyg.stop()
             self._state.zygotes.pop(key, None)
             self._state.starting.pop(key, None)
         return await self._start_zygote(key, rt)

@@ -430,13 +430,16 @@ def recv_spec(ctl):
     return json.loads(b"".join(chunks))
 
 
-def child_main(zygote, ctl, log_w, cgroup_procs, seccomp_prog, kind):
+def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
     """Runs in the forked child, as PID 1 of its new pid namespace. Never returns."""
     try:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
-        zygote.detach()
+        # The zygote's own descriptors go first: a pooled child holding the server's socket
+        # would hide the zygote's death from the server (no EOF while a copy is open).
+        for fd in zygote_fds:
+            os.close(fd)
         # 1. cgroups, while our pid is still the one the writer's namespace knows.
         for path in cgroup_procs:
             with open(path, "w") as fh:
@@ -591,7 +594,8 @@ class Zygote:
         if pid == 0:
             ctl_server.close()
             os.close(log_r)
-            child_main(self.sock, ctl_child, log_w, cgroup_procs, self.seccomp, self.kind)
+            zygote_fds = (self.sock.detach(), self.pidns, self.wake_r, self.wake_w)
+            child_main(zygote_fds, ctl_child, log_w, cgroup_procs, self.seccomp, self.kind)
         os.close(log_w)
         ctl_child.close()
         self.children.add(pid)
