@@ -198,6 +198,8 @@ def test_methods_reach_function(public_url: str, method: str) -> None:
     assert ctx["http"]["method"] == method
     assert ctx["http"]["path"] == "/a/b"
     assert ctx["http"]["sourceIp"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-proto"] == "http"
     assert ctx["stage"] == "$default" and ctx["requestId"] and ctx["timeEpoch"] > 0
     if body:
         assert event["body"] == body.decode() and event["isBase64Encoded"] is False

@@ -58,6 +58,13 @@ def build_event(
             cookies += [c.strip() for c in value.split(";") if c.strip()]
             continue
         joined[lname] = f"{joined[lname]},{value}" if lname in joined else value
+    # What Lambda's front end adds (there it is a load balancer; here the caller itself).
+    if source_ip:
+        prior = joined.get("x-forwarded-for")
+        joined["x-forwarded-for"] = f"{prior}, {source_ip}" if prior else source_ip
+    joined.setdefault("x-forwarded-proto", "http")
+    if ":" in domain_name:
+        joined.setdefault("x-forwarded-port", domain_name.rsplit(":", 1)[1])
     params: dict[str, str] = {}
     for name, value in query.items():
         params[name] = f"{params[name]},{value}" if name in params else value
