@@ -42,6 +42,7 @@ def handler(event, context):
         "tmp_writable": os.access("/tmp", os.W_OK),
         "hostname": socket.gethostname(),
         "cgroup": open("/proc/self/cgroup").read(),
+        "nofile": list(__import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)),
     }
 """
 
@@ -80,6 +81,7 @@ def test_python_runs_from_var_lang(server_factory: Any, runtime: str) -> None:
     assert not {"root", "home", "work"} & set(out["root"])
     # The cgroup namespace hides the host's cgroup paths.
     assert "firebox" not in out["cgroup"]
+    assert out["nofile"] == [1024, 1024]
 
 
 def test_limits_follow_memory_size(server_factory: Any) -> None:

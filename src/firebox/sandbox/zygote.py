@@ -26,6 +26,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -456,6 +457,9 @@ def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         send_fds(ctl, b'{"ready":true}', [listener.fileno()])
         listener.close()
+        # Lambda's limits: 1,024 descriptors, no core dumps.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         # The bounding set only limits what an exec could gain: dropping it now keeps the
         # capabilities the mounts below still need, and takes it off the cold path.
         for cap in range(64):
