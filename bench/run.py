@@ -780,7 +780,8 @@ class Run:
                         Measure("invokes/s", "req/s", value=rate),
                         Measure(f"floor c={c}", "req/s", value=base),
                         Target(">=", 0.5, relative=True),
-                        f"{secs} s, {c} keep-alive connections, pre-signed",
+                        f"{secs} s, {c} keep-alive connections, pre-signed; an invoke is 3 "
+                        "HTTP exchanges in the server (Invoke, /next, /response), the floor's 1",
                         extra={
                             "latency_p50_ms": round(_p(lat, 50), 3),
                             "latency_p99_ms": round(_p(lat, 99), 3),
