@@ -197,6 +197,33 @@ def test_put_events_routing(events: Any, lam: Any) -> None:
     assert event["id"] == out["Entries"][0]["EventId"]
 
 
+def test_input_transformer(events: Any, lam: Any) -> None:
+    fn = recorder(lam)
+    fn_arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
+    src = unique("src")
+    rule = unique("tx")
+    arn = events.put_rule(Name=rule, EventPattern=json.dumps({"source": [src]}))["RuleArn"]
+    events.put_targets(
+        Rule=rule,
+        Targets=[
+            {
+                "Id": "t",
+                "Arn": fn_arn,
+                "InputTransformer": {
+                    "InputPathsMap": {"who": "$.detail.who", "n": "$.detail.n"},
+                    "InputTemplate": '{"greeting": "hello <who>", "count": <n>, '
+                    '"rule": "<aws.events.rule-arn>"}',
+                },
+            }
+        ],
+    )
+    _allow(lam, fn, arn)
+    events.put_events(
+        Entries=[{"Source": src, "DetailType": "x", "Detail": json.dumps({"who": "ann", "n": 3})}]
+    )
+    assert seen(lam, fn, 1) == [{"greeting": "hello ann", "count": 3, "rule": arn}]
+
+
 def test_put_events_needs_permission(events: Any, lam: Any) -> None:
     fn = recorder(lam)
     fn_arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]

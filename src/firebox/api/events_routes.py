@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from firebox.api.server import APP_KEY, TARGETS_KEY
+from firebox.errors import ValidationError
 
 Params = dict[str, Any]
 
@@ -19,12 +20,19 @@ def register(web_app: web.Application) -> None:
 
     def blocking(fn: Callable[[Params], Params]) -> Callable[[Params], Awaitable[Params]]:
         async def handler(params: Params) -> Params:
-            return await asyncio.to_thread(fn, params)
+            try:
+                return await asyncio.to_thread(fn, params)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                # A field of the wrong type that botocore would have refused client-side.
+                raise ValidationError(f"Invalid request: {exc}") from None
 
         return handler
 
     async def put_events(params: Params) -> Params:
-        results, events = rules.build_events(params)
+        try:
+            results, events = rules.build_events(params)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise ValidationError(f"Invalid request: {exc}") from None
         pairs = await asyncio.to_thread(
             lambda: [(e, rules.matching_targets(e)) for e in events if e is not None]
         )

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from firebox.api.server import APP_KEY, json_response, read_json
 from firebox.arn import FunctionRef, parse_function_ref
-from firebox.errors import ValidationError
+from firebox.errors import InvalidParameterValue, ValidationError
 
 U = "/2021-10-31/functions/{FunctionName}"
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a control-plane call off the loop; a field of the wrong type (which botocore
+    refuses client-side) is a 400, not a 500."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise InvalidParameterValue(f"Invalid request: {exc}") from None
 
 
 def _ref(request: web.Request) -> FunctionRef:
@@ -22,29 +33,27 @@ async def create(request: web.Request) -> web.Response:
     ref = _ref(request)
     params = await read_json(request)
     return json_response(
-        await asyncio.to_thread(app.triggers.urls.create, ref.name, ref.qualifier, params), 201
+        await _call(app.triggers.urls.create, ref.name, ref.qualifier, params), 201
     )
 
 
 async def get(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = _ref(request)
-    return json_response(await asyncio.to_thread(app.triggers.urls.get, ref.name, ref.qualifier))
+    return json_response(await _call(app.triggers.urls.get, ref.name, ref.qualifier))
 
 
 async def update(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = _ref(request)
     params = await read_json(request)
-    return json_response(
-        await asyncio.to_thread(app.triggers.urls.update, ref.name, ref.qualifier, params)
-    )
+    return json_response(await _call(app.triggers.urls.update, ref.name, ref.qualifier, params))
 
 
 async def delete(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = _ref(request)
-    await asyncio.to_thread(app.triggers.urls.delete, ref.name, ref.qualifier)
+    await _call(app.triggers.urls.delete, ref.name, ref.qualifier)
     return web.Response(status=204)
 
 
@@ -61,9 +70,7 @@ async def list_configs(request: web.Request) -> web.Response:
             )
         max_items = int(raw)
     return json_response(
-        await asyncio.to_thread(
-            app.triggers.urls.list, ref.name, request.query.get("Marker"), max_items
-        )
+        await _call(app.triggers.urls.list, ref.name, request.query.get("Marker"), max_items)
     )
 
 

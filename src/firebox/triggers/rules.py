@@ -65,7 +65,7 @@ def json_path(doc: Any, path: str) -> Any:
     return cur
 
 
-def target_input(target: Doc, event: Doc) -> bytes:
+def target_input(target: Doc, event: Doc, rule_arn: str = "") -> bytes:
     """What a target receives: Input, InputPath, InputTransformer, or the whole event."""
     if target.get("Input") is not None:
         return str(target["Input"]).encode()
@@ -78,7 +78,8 @@ def target_input(target: Doc, event: Doc) -> bytes:
             value = json_path(event, path)
             # Strings go in as raw text (the template supplies any quotes), the rest as JSON.
             text = text.replace(f"<{key}>", value if isinstance(value, str) else json.dumps(value))
-        text = text.replace("<aws.events.rule-arn>", str(event.get("resources", [""])[0]))
+        text = text.replace("<aws.events.rule-arn>", rule_arn)
+        text = text.replace("<aws.events.rule-name>", rule_arn.rsplit("/", 1)[-1])
         text = text.replace("<aws.events.event>", json.dumps(event))
         return text.encode()
     return json.dumps(event).encode()
@@ -417,9 +418,14 @@ class Rules:
                 target["Arn"],
             )
             return False
-        payload = target_input(target, event)
         try:
+            payload = target_input(target, event, rule["Arn"])
             await self.app.triggers.submit(ref, payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning(
+                "rule %s: could not build the input for %s: %s", rule["Name"], target["Arn"], exc
+            )
+            return False
         except FireboxError as exc:
             log.warning(
                 "rule %s: could not invoke %s: %s", rule["Name"], target["Arn"], exc.message
