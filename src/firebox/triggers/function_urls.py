@@ -139,6 +139,15 @@ class UrlServer:
         return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._handle(request)
+        except (web.HTTPException, ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("function URL request %s %s failed", request.method, request.path)
+            return _message(500, "Internal Server Error")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         located = self._locate(request)
         if located is None:
             return _message(403, "Forbidden")
