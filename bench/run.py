@@ -646,6 +646,7 @@ class Run:
         self.figures: list[Figure] = []
         self.skipped: dict[str, str] = {}
         self.sandbox, self.sandbox_why = choose_sandbox(args.sandbox)
+        self.load_at_start = os.getloadavg()
 
     def add(self, fig: Figure) -> None:
         self.figures.append(fig)
@@ -664,6 +665,8 @@ class Run:
             "sandbox": self.sandbox,
             "sandbox_reason": self.sandbox_why,
             "quick": self.quick,
+            # Other work on the machine: 1/5/15-minute load averages at start and end.
+            "load_average_start": self.load_at_start,
             "load_average": os.getloadavg(),
             "client": "raw HTTP/1.1 keep-alive (bench/client.py) in the harness process; "
             "requests SigV4-signed with botocore before timing unless the figure says so",
