@@ -50,7 +50,9 @@ def test_rate_schedule_fires_and_survives_restart(server_factory: Any) -> None:
     assert first["resources"] == [arn]
     assert first["detail"] == {} and first["version"] == "0"
     assert first["account"] == "000000000000" and first["region"] == "us-east-1"
-    gaps = [_t(b) - _t(a) for a, b in zip(got, got[1:], strict=False)]
+    # Async delivery may reorder (a throttled event is retried later): order by tick time.
+    times = sorted(_t(e) for e in got)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert all(1 <= g <= 3 for g in gaps), got
 
     # Down for three periods: the missed tick fires once on start, not three times.
@@ -61,4 +63,3 @@ def test_rate_schedule_fires_and_survives_restart(server_factory: Any) -> None:
     got = seen(lam, fn, 2, timeout_s=15)
     missed = [e for e in got if _t(e) <= restarted - 2]
     assert len(missed) == 1, got
-    assert got[0] is not None and _t(got[0]) <= restarted - 2
