@@ -201,7 +201,7 @@ def server_figures(
                 assert status == 200 and b'"ok"' in out, out
                 colds.append((t2 - t1) * 1000)
                 creates.append((t2 - t0) * 1000)
-                time.sleep(0.05)  # the pool refills between cold starts
+                time.sleep(0.25)  # the pool refills (fork + slirp4netns) between cold starts
             name = f"bench-{pool_size}-0"
             ipath = f"/2015-03-31/functions/{name}/invocations"
             h_inv = c.signed("POST", ipath, invoke_body)

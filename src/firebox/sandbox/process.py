@@ -99,6 +99,10 @@ def _recv(sock: socket.socket) -> tuple[bytes, list[int]]:
     return data, list(fds)
 
 
+class ChildFailed(OSError):
+    """A forked child died or hung before it was ready (the host refused something)."""
+
+
 @dataclass(slots=True)
 class Slot:
     """A pre-forked, pre-sandboxed child waiting to learn its function."""
@@ -365,7 +369,7 @@ class Zygote:
         if ready in done:
             return ready.result()
         ready.cancel()
-        raise SandboxUnavailable(
+        raise ChildFailed(
             "sandbox child exited before it was ready"
             if exit_fut.done()
             else "sandbox child setup timed out"
@@ -382,7 +386,17 @@ class Zygote:
                 return slot
             slot.discard()
             _remove_group_soon(slot.group)
-        slot = await self.prefork()
+        try:
+            slot = await self.prefork()
+        except OSError as exc:
+            # One retry: a child can lose a race with the host (its group swept, a fork
+            # refused for a moment); a second failure is the host's state, not luck, and
+            # the server's error (500), not the function's.
+            log.warning("sandbox prefork failed, retrying once: %s", exc)
+            try:
+                slot = await self.prefork()
+            except OSError as again:
+                raise SandboxUnavailable(f"cannot create a sandbox: {again}") from again
         self._refill(pool_size)
         return slot
 
@@ -540,7 +554,14 @@ class ProcessBackend:
 
     async def create(self, spec: SandboxSpec) -> ProcessSandbox:
         zyg = await self._zygote(spec.runtime)
-        slot = await zyg.take(self.settings.pool_size)
+        try:
+            slot = await zyg.take(self.settings.pool_size)
+        except SandboxUnavailable:
+            if zyg.alive:
+                raise
+            # The zygote died under us: a new one, once.
+            zyg = await self._zygote(spec.runtime)
+            slot = await zyg.take(self.settings.pool_size)
         try:
             slot.group.set_limits(spec.memory_mb)
             if not (spec.network and self.settings.network) and slot.network is not None:
