@@ -692,6 +692,9 @@ class Run:
                 except Exception as exc:  # one broken part must not lose the others
                     log(f"{name} failed: {exc!r}")
                     self.skipped[name] = f"failed: {exc!r}"
+                    # The data dir goes with the temporary directory: show why now.
+                    for server_log in self.tmp.glob(f"{name}/server.log"):
+                        log(f"{server_log}:\n{server_log.read_text(errors='replace')[-3000:]}")
 
     # Each step starts what it needs and stops it before the next, so that nothing of one
     # step (environments, the floor) competes with the next one's measurements.
