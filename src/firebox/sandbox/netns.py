@@ -108,12 +108,23 @@ class Network:
             with contextlib.suppress(OSError):
                 os.close(self._exit_w)
             self._exit_w = None
-        proc, self._proc = self._proc, None
-        if proc is None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
             return
         with contextlib.suppress(OSError):
             proc.kill()
         _reap_soon(proc)
+
+    def reap(self) -> None:
+        """Stop and wait for the process (at shutdown: no zombie outlives the server)."""
+        self.stop()
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(1)
+
+    @property
+    def finished(self) -> bool:
+        return self._proc is None or self._proc.poll() is not None
 
 
 def _reap_soon(proc: subprocess.Popen[bytes], tries: int = 100) -> None:

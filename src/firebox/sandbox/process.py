@@ -192,6 +192,8 @@ class Zygote:
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._slot_ids = itertools.count()
         self.pool: list[Slot] = []
+        # Every slirp4netns started, so that stop() can reap them all.
+        self.networks: set[Network] = set()
         self._refilling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -332,6 +334,8 @@ class Zygote:
         if self.network:
             slot.network = Network(pid)
             slot.network.start()
+            self.networks = {n for n in self.networks if not n.finished}
+            self.networks.add(slot.network)
         return slot
 
     async def _await_ready(
@@ -444,6 +448,9 @@ class Zygote:
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
+        for network in self.networks:
+            network.reap()
+        self.networks.clear()
 
 
 def _log_failure(task: asyncio.Task[Zygote]) -> None:
