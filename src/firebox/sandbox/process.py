@@ -140,7 +140,9 @@ class ProcessSandbox:
 
     async def wait(self) -> ExitInfo:
         status = await asyncio.shield(self._slot.exit)
-        return ExitInfo(status, oom_killed=self._slot.group.oom_killed())
+        # The OOM killer only ever sends SIGKILL; any other end was the runtime's own.
+        oom = status == -signal.SIGKILL and self._slot.group.oom_killed()
+        return ExitInfo(status, oom_killed=oom)
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
