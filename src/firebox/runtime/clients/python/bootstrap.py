@@ -6,10 +6,10 @@ the function (imports), so a zygote can do it once before forking; ``main()`` th
 the Init and Invoke phases for one function.
 """
 
-import http.client
 import importlib
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -84,17 +84,116 @@ def error_shape(exc, error_type=None, tb=None):
     }
 
 
-class RuntimeAPI:
-    """A persistent HTTP/1.1 connection to the environment's Runtime API."""
+class _Response(object):
+    __slots__ = ("status", "headers")
+
+    def __init__(self, status, headers):
+        self.status = status
+        self.headers = headers
+
+    def getheader(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+
+class RuntimeAPI(object):
+    """The Runtime API over one kept-alive HTTP/1.1 connection.
+
+    Written by hand rather than with http.client: this is the per-invoke hot path, and
+    http.client's header parsing (email.parser) costs several times the CPU of the
+    exchange itself (0.24 ms against 0.05 ms per /next + /response on this machine).
+    """
 
     def __init__(self, address):
         host, _, port = address.rpartition(":")
-        self._conn = http.client.HTTPConnection(host, int(port))
+        self._addr = (host, int(port))
+        self._host = address
+        self._sock = None
+        self._buf = bytearray()
 
-    def _request(self, method, path, body=None, headers=None):
-        self._conn.request(method, _API_PREFIX + path, body=body, headers=headers or {})
-        resp = self._conn.getresponse()
-        return resp, resp.read()
+    def _connect(self):
+        sock = socket.create_connection(self._addr)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buf = bytearray()
+
+    def _close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+
+    def _recv(self):
+        chunk = self._sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("the Runtime API closed the connection")
+        self._buf += chunk
+
+    def _read_response(self):
+        buf = self._buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            self._recv()
+            buf = self._buf
+        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        del buf[: end + 4]
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            length = int(headers.get("content-length", "0"))
+            while len(self._buf) < length:
+                self._recv()
+            body = bytes(self._buf[:length])
+            del self._buf[:length]
+        if headers.get("connection", "").lower() == "close":
+            self._close()
+        return _Response(status, headers), body
+
+    def _read_chunked(self):
+        parts = []
+        while True:
+            while b"\r\n" not in self._buf:
+                self._recv()
+            end = self._buf.find(b"\r\n")
+            size = int(bytes(self._buf[:end]).split(b";")[0], 16)
+            del self._buf[: end + 2]
+            while len(self._buf) < size + 2:
+                self._recv()
+            parts.append(bytes(self._buf[:size]))
+            del self._buf[: size + 2]
+            if size == 0:
+                return b"".join(parts)
+
+    def _request(self, method, path, body=b"", headers=None):
+        head = "%s %s%s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n" % (
+            method,
+            _API_PREFIX,
+            path,
+            self._host,
+            len(body),
+        )
+        for key, value in (headers or {}).items():
+            head += "%s: %s\r\n" % (key, value)
+        data = (head + "\r\n").encode("latin-1") + body
+        for attempt in (0, 1):
+            if self._sock is None:
+                self._connect()
+            try:
+                self._sock.sendall(data)
+                return self._read_response()
+            except (OSError, ValueError):
+                # The server may have closed an idle kept-alive connection: reconnect once.
+                self._close()
+                if attempt:
+                    raise
 
     def next(self):
         resp, body = self._request("GET", "/invocation/next")
