@@ -12,8 +12,9 @@ sandbox too.
 Stage 2 (the zygote proper): import the runtime client once (``bootstrap.prepare()``), then
 serve the server's requests on the inherited Unix socket. ``prefork`` makes a child that
 joins its cgroups, gets fresh pid/mount/ipc/uts/net/cgroup namespaces, brings ``lo`` up,
-opens the Runtime API listener on 127.0.0.1:9001 and hands it to the server; the child then
-waits, pre-sandboxed, to learn its function (the pool). When the spec arrives it mounts its
+opens the Runtime API listener on 127.0.0.1:9001 and hands it to the server, then forks the
+runtime-to-be (PID 2) and stays as its reaping init; PID 2 waits, pre-sandboxed, to learn
+its function (the pool). When the spec arrives it mounts its
 /tmp, /var/task and /opt, forgets the host, closes every inherited descriptor, drops to
 uid 65534 with no capabilities, installs its seccomp filter and only then runs the runtime.
 The fixed order is the one DESIGN.md explains (cgroups before unshare, netns before the
@@ -432,7 +433,8 @@ def recv_spec(ctl):
 
 
 def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
-    """Runs in the forked child, as PID 1 of its new pid namespace. Never returns."""
+    """Runs in the forked child, PID 1 of its new pid namespace, which sets the environment
+    up, then stays as its init while the runtime runs as PID 2. Never returns."""
     try:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
