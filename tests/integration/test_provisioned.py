@@ -237,3 +237,39 @@ def test_deleting_the_version_drops_the_config(lam: Any) -> None:
         lam.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"]
         == []
     )
+
+
+def test_metrics_show_provisioned_environments_in_use(server: Any, lam: Any) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def in_use() -> float:
+        with urllib.request.urlopen(server.endpoint + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if (
+                    s.name == "firebox_provisioned_concurrency_in_use"
+                    and s.labels.get("function") == name
+                ):
+                    return s.value
+        return -1.0
+
+    name = _function(lam)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+    )
+    assert _wait_status(lam, name, "1")["Status"] == "READY"
+    assert in_use() == 0
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(_call, lam, name, "1", 1.5)
+        deadline = time.monotonic() + 5
+        seen = 0.0
+        while time.monotonic() < deadline and seen < 1:
+            seen = in_use()
+            time.sleep(0.1)
+        out, cold = running.result()
+    assert seen == 1
+    assert out["init"] == "provisioned-concurrency" and not cold
+    assert in_use() == 0

@@ -25,16 +25,9 @@ async def live_state(app: App) -> LiveState:
     other components may not provide yet are read defensively."""
     names = [key for key, _ in await asyncio.to_thread(app.metadata.list, FUNCTION)]
     state = LiveState()
-    in_use = getattr(app.manager, "provisioned_in_use", None)
     for name in names:
         state.concurrent[name] = app.limiter.running(name)
-        count = 0
-        if callable(in_use):
-            try:
-                count = int(in_use(name))
-            except Exception:
-                log.debug("provisioned_in_use(%s) failed", name, exc_info=True)
-        state.provisioned_in_use[name] = count
+        state.provisioned_in_use[name] = app.manager.provisioned_in_use(name)
     stats_fn = getattr(app, "queue_stats", None)
     if callable(stats_fn):
         try:

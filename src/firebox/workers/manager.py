@@ -160,6 +160,16 @@ class WorkerManager:
         for env in self._provisioned.pop(owner, []):
             self._drop_provisioned(env)
 
+    def provisioned_in_use(self, name: str) -> int:
+        """A function's provisioned environments running an invoke right now."""
+        return sum(
+            1
+            for owner, envs in self._provisioned.items()
+            if owner.partition("/")[0] == name
+            for e in envs
+            if e.state == State.BUSY
+        )
+
     def provisioned_ready(self, owner: str) -> int:
         return sum(1 for e in self._provisioned.get(owner, ()) if e.alive)
 
