@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from firebox.cli.commands import COMMANDS
+from firebox.cli.esm import esm
 from firebox.cli.output import fail
 from firebox.settings import SettingsError, load_settings
 
@@ -146,6 +147,7 @@ def credentials(as_json: bool, **flags: Any) -> None:
 
 for _command in COMMANDS:
     cli.add_command(_command)
+cli.add_command(esm)
 
 
 def main() -> None:
