@@ -9,39 +9,38 @@ from dataclasses import asdict
 
 from aiohttp import web
 
+from firebox.api.params import function_ref, max_items
 from firebox.api.server import APP_KEY, json_response, read_json
-from firebox.arn import FunctionRef, parse_function_ref
+from firebox.arn import parse_function_ref
 from firebox.errors import InvalidParameterValue, ValidationError
 
 EIC = "/2019-09-25/functions/{FunctionName}/event-invoke-config"
 
 
-def _ref(request: web.Request) -> FunctionRef:
-    return parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))
-
-
 async def put_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     params = await read_json(request)
-    return json_response(await asyncio.to_thread(app.event_configs.put, _ref(request), params))
+    return json_response(
+        await asyncio.to_thread(app.event_configs.put, function_ref(request), params)
+    )
 
 
 async def update_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     params = await read_json(request)
     return json_response(
-        await asyncio.to_thread(app.event_configs.put, _ref(request), params, True)
+        await asyncio.to_thread(app.event_configs.put, function_ref(request), params, True)
     )
 
 
 async def get_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    return json_response(await asyncio.to_thread(app.event_configs.get, _ref(request)))
+    return json_response(await asyncio.to_thread(app.event_configs.get, function_ref(request)))
 
 
 async def delete_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    await asyncio.to_thread(app.event_configs.delete, _ref(request))
+    await asyncio.to_thread(app.event_configs.delete, function_ref(request))
     return web.Response(status=204)
 
 
@@ -50,18 +49,10 @@ async def list_configs(request: web.Request) -> web.Response:
     ref = parse_function_ref(request.match_info["FunctionName"])
     if ref.qualifier is not None:
         raise InvalidParameterValue("Qualifier is not supported for this operation")
-    raw = request.query.get("MaxItems")
-    max_items = None
-    if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= 50:
-            raise ValidationError(
-                f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy "
-                "constraint: Member must have value between 1 and 50"
-            )
-        max_items = int(raw)
+    limit = max_items(request, 50)
     return json_response(
         await asyncio.to_thread(
-            app.event_configs.list, ref.name, request.query.get("Marker"), max_items
+            app.event_configs.list, ref.name, request.query.get("Marker"), limit
         )
     )
 

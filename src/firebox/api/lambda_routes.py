@@ -3,48 +3,16 @@ invoke path, shape the reply as botocore's model says."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
+from firebox.api.params import control_call, function_ref, max_items
 from firebox.api.server import APP_KEY, json_response, read_json
-from firebox.arn import FunctionRef, parse_function_ref, parse_layer_name
-from firebox.errors import InvalidParameterValue, ValidationError
+from firebox.arn import parse_layer_name
+from firebox.errors import InvalidParameterValue
 
 F = "/2015-03-31/functions"
-
-
-def _ref(request: web.Request, allow_qualifier: bool = True) -> FunctionRef:
-    ref = parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))
-    if not allow_qualifier and ref.qualifier is not None:
-        raise InvalidParameterValue(
-            "Qualifier is not supported for this operation: use the unqualified function name"
-        )
-    return ref
-
-
-def _max_items(request: web.Request) -> int | None:
-    raw = request.query.get("MaxItems")
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"Invalid MaxItems: {raw}") from None
-    if not 1 <= value <= 10000:
-        raise ValidationError(
-            f"1 validation error detected: Value '{value}' at 'maxItems' failed to satisfy "
-            "constraint: Member must have value between 1 and 10000"
-        )
-    return value
-
-
-async def _blocking(fn: Callable[..., Any], *args: Any) -> Any:
-    """Control-plane calls touch SQLite and files: keep them off the event loop."""
-    return await asyncio.to_thread(fn, *args)
 
 
 # --- functions ------------------------------------------------------------------------
@@ -53,49 +21,49 @@ async def _blocking(fn: Callable[..., Any], *args: Any) -> Any:
 async def create_function(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     params = await read_json(request)
-    return json_response(await _blocking(app.functions.create, params), 201)
+    return json_response(await control_call(app.functions.create, params), 201)
 
 
 async def get_function(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request)
-    return json_response(await _blocking(app.functions.get, ref.name, ref.qualifier))
+    ref = function_ref(request)
+    return json_response(await control_call(app.functions.get, ref.name, ref.qualifier))
 
 
 async def get_function_configuration(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request)
-    return json_response(await _blocking(app.functions.get_config, ref.name, ref.qualifier))
+    ref = function_ref(request)
+    return json_response(await control_call(app.functions.get_config, ref.name, ref.qualifier))
 
 
 async def list_functions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     all_versions = request.query.get("FunctionVersion") == "ALL"
     return json_response(
-        await _blocking(
-            app.functions.list, request.query.get("Marker"), _max_items(request), all_versions
+        await control_call(
+            app.functions.list, request.query.get("Marker"), max_items(request), all_versions
         )
     )
 
 
 async def update_function_code(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     params = await read_json(request)
-    return json_response(await _blocking(app.functions.update_code, ref.name, params))
+    return json_response(await control_call(app.functions.update_code, ref.name, params))
 
 
 async def update_function_configuration(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     params = await read_json(request)
-    return json_response(await _blocking(app.functions.update_config, ref.name, params))
+    return json_response(await control_call(app.functions.update_config, ref.name, params))
 
 
 async def delete_function(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request)
-    await _blocking(app.functions.delete, ref.name, ref.qualifier)
+    ref = function_ref(request)
+    await control_call(app.functions.delete, ref.name, ref.qualifier)
     return web.Response(status=204)
 
 
@@ -104,60 +72,60 @@ async def delete_function(request: web.Request) -> web.Response:
 
 async def publish_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     params = await read_json(request)
-    return json_response(await _blocking(app.versions.publish, ref.name, params), 201)
+    return json_response(await control_call(app.versions.publish, ref.name, params), 201)
 
 
 async def list_versions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     return json_response(
-        await _blocking(
-            app.versions.list, ref.name, request.query.get("Marker"), _max_items(request)
+        await control_call(
+            app.versions.list, ref.name, request.query.get("Marker"), max_items(request)
         )
     )
 
 
 async def create_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     params = await read_json(request)
-    return json_response(await _blocking(app.aliases.create, ref.name, params), 201)
+    return json_response(await control_call(app.aliases.create, ref.name, params), 201)
 
 
 async def get_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
-    return json_response(await _blocking(app.aliases.get, ref.name, request.match_info["Name"]))
+    ref = function_ref(request, allow_qualifier=False)
+    return json_response(await control_call(app.aliases.get, ref.name, request.match_info["Name"]))
 
 
 async def update_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     params = await read_json(request)
     return json_response(
-        await _blocking(app.aliases.update, ref.name, request.match_info["Name"], params)
+        await control_call(app.aliases.update, ref.name, request.match_info["Name"], params)
     )
 
 
 async def delete_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
-    await _blocking(app.aliases.delete, ref.name, request.match_info["Name"])
+    ref = function_ref(request, allow_qualifier=False)
+    await control_call(app.aliases.delete, ref.name, request.match_info["Name"])
     return web.Response(status=204)
 
 
 async def list_aliases(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     return json_response(
-        await _blocking(
+        await control_call(
             app.aliases.list,
             ref.name,
             request.query.get("FunctionVersion"),
             request.query.get("Marker"),
-            _max_items(request),
+            max_items(request),
         )
     )
 
@@ -172,19 +140,19 @@ def _layer(request: web.Request) -> str:
 async def publish_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     params = await read_json(request)
-    return json_response(await _blocking(app.layers.publish, _layer(request), params), 201)
+    return json_response(await control_call(app.layers.publish, _layer(request), params), 201)
 
 
 async def get_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     return json_response(
-        await _blocking(app.layers.get, _layer(request), request.match_info["VersionNumber"])
+        await control_call(app.layers.get, _layer(request), request.match_info["VersionNumber"])
     )
 
 
 async def delete_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    await _blocking(app.layers.delete, _layer(request), request.match_info["VersionNumber"])
+    await control_call(app.layers.delete, _layer(request), request.match_info["VersionNumber"])
     return web.Response(status=204)
 
 
@@ -192,13 +160,13 @@ async def list_layer_versions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     q = request.query
     return json_response(
-        await _blocking(
+        await control_call(
             app.layers.list_versions,
             _layer(request),
             q.get("CompatibleRuntime"),
             q.get("CompatibleArchitecture"),
             q.get("Marker"),
-            _max_items(request),
+            max_items(request),
         )
     )
 
@@ -210,14 +178,14 @@ async def list_layers_or_find(request: web.Request) -> web.Response:
         arn = q.get("Arn")
         if not arn:
             raise InvalidParameterValue("Arn is required")
-        return json_response(await _blocking(app.layers.get_by_arn, arn))
+        return json_response(await control_call(app.layers.get_by_arn, arn))
     return json_response(
-        await _blocking(
+        await control_call(
             app.layers.list_layers,
             q.get("CompatibleRuntime"),
             q.get("CompatibleArchitecture"),
             q.get("Marker"),
-            _max_items(request),
+            max_items(request),
         )
     )
 
@@ -227,7 +195,7 @@ async def list_layers_or_find(request: web.Request) -> web.Response:
 
 async def invoke(request: web.Request) -> web.StreamResponse:
     app = request.app[APP_KEY]
-    ref = _ref(request)
+    ref = function_ref(request)
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
     payload = await request.read()
     if invocation_type == "DryRun":
@@ -285,10 +253,10 @@ def _decode_client_context(value: str) -> str:
 
 async def put_concurrency(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
+    ref = function_ref(request, allow_qualifier=False)
     params = await read_json(request)
     return json_response(
-        await _blocking(
+        await control_call(
             app.functions.put_concurrency, ref.name, params.get("ReservedConcurrentExecutions")
         )
     )
@@ -296,39 +264,41 @@ async def put_concurrency(request: web.Request) -> web.Response:
 
 async def get_concurrency(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
-    return json_response(await _blocking(app.functions.get_concurrency, ref.name))
+    ref = function_ref(request, allow_qualifier=False)
+    return json_response(await control_call(app.functions.get_concurrency, ref.name))
 
 
 async def delete_concurrency(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = _ref(request, allow_qualifier=False)
-    await _blocking(app.functions.delete_concurrency, ref.name)
+    ref = function_ref(request, allow_qualifier=False)
+    await control_call(app.functions.delete_concurrency, ref.name)
     return web.Response(status=204)
 
 
 async def account_settings(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    return json_response(await _blocking(app.functions.account_settings))
+    return json_response(await control_call(app.functions.account_settings))
 
 
 async def tag_resource(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     params = await read_json(request)
-    await _blocking(app.functions.tag, request.match_info["Resource"], params.get("Tags"))
+    await control_call(app.functions.tag, request.match_info["Resource"], params.get("Tags"))
     return web.Response(status=204)
 
 
 async def untag_resource(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     keys = request.query.getall("tagKeys", [])
-    await _blocking(app.functions.untag, request.match_info["Resource"], keys)
+    await control_call(app.functions.untag, request.match_info["Resource"], keys)
     return web.Response(status=204)
 
 
 async def list_tags(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    return json_response(await _blocking(app.functions.list_tags, request.match_info["Resource"]))
+    return json_response(
+        await control_call(app.functions.list_tags, request.match_info["Resource"])
+    )
 
 
 def register(web_app: web.Application) -> None:

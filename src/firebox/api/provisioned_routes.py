@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from firebox.api.lambda_routes import _blocking, _max_items
+from firebox.api.params import control_call, max_items
 from firebox.api.server import APP_KEY, json_response, read_json
 from firebox.arn import parse_function_ref
 
@@ -21,7 +21,7 @@ async def put_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     name, qualifier = _target(request)
     params = await read_json(request)
-    result = await _blocking(
+    result = await control_call(
         app.provisioned.put, name, qualifier, params.get("ProvisionedConcurrentExecutions")
     )
     return json_response(result, 202)
@@ -32,18 +32,18 @@ async def get_or_list(request: web.Request) -> web.Response:
     if request.query.get("List") == "ALL":
         name = parse_function_ref(request.match_info["FunctionName"]).name
         return json_response(
-            await _blocking(
-                app.provisioned.list, name, request.query.get("Marker"), _max_items(request)
+            await control_call(
+                app.provisioned.list, name, request.query.get("Marker"), max_items(request, 50)
             )
         )
     name, qualifier = _target(request)
-    return json_response(await _blocking(app.provisioned.get, name, qualifier))
+    return json_response(await control_call(app.provisioned.get, name, qualifier))
 
 
 async def delete_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     name, qualifier = _target(request)
-    await _blocking(app.provisioned.delete, name, qualifier)
+    await control_call(app.provisioned.delete, name, qualifier)
     return web.Response(status=204)
 
 
