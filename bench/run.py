@@ -118,7 +118,7 @@ def choose_sandbox(forced: str | None) -> tuple[str, str]:
         from firebox.sandbox.process import host_problems
     except ImportError as exc:
         return "unsandboxed", f"process backend not importable: {exc}"
-    problems = host_problems()
+    problems = host_problems(network=False)
     if problems:
         return "unsandboxed", "; ".join(problems)
     return "process", "host supports namespaces and cgroups"

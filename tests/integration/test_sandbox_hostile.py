@@ -18,6 +18,7 @@ from conftest import (
     _process_backend_usable,
     invoke_json,
     make_zip,
+    needs_outbound_network,
     needs_root,
     python_function,
     unique,
@@ -383,6 +384,7 @@ def pong_server() -> Iterator[tuple[str, int]]:
     listener.close()
 
 
+@needs_outbound_network
 def test_outbound_connections_work(plam, probe, pong_server):
     host, port = pong_server
     out = run(plam, probe, action="connect", host=host, port=port)
