@@ -26,6 +26,11 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
 exports.early = awslambda.streamifyResponse(async () => {
   throw new Error('failed before streaming');
 });
+exports.midway = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('partial;');
+  await new Promise((r) => setTimeout(r, 50));
+  throw new TypeError('failed after streaming began');
+});
 """
 
 # A custom runtime that streams with chunked transfer encoding, as the Runtime API allows.
@@ -158,3 +163,23 @@ def test_stream_api_errors(lam: Any) -> None:
         lam.invoke_with_response_stream(FunctionName=unique("missing"), Payload=b"{}")
     assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_node_stream_error_after_first_byte_reaches_the_caller(lam: Any) -> None:
+    name = unique("nmid")
+    lam.create_function(
+        FunctionName=name,
+        Runtime="nodejs20.x",
+        Role=ROLE,
+        Handler="index.midway",
+        Code={"ZipFile": make_zip({"index.js": NODE_STREAM})},
+    )
+    resp = lam.invoke_with_response_stream(FunctionName=name, Payload=b"{}")
+    chunks, complete = _events(resp)
+    assert b"".join(c for _, c in chunks) == b"partial;"
+    assert complete["ErrorCode"] == "TypeError"
+    assert json.loads(complete["ErrorDetails"])["errorMessage"] == "failed after streaming began"
+    # A plain Invoke of the same function reports the failure as a function error.
+    plain = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert plain["FunctionError"] == "Unhandled"
+    assert json.loads(plain["Payload"].read())["errorType"] == "TypeError"

@@ -10,6 +10,8 @@ of the server's CPU per warm invoke (two of an invoke's three HTTP exchanges are
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import re
 import socket
@@ -66,6 +68,9 @@ class _Body:
         self.chunked = length is None
         self.sink = sink
         self._state = "size"  # chunked: size | data | data_end | trailer
+        # Trailers of a chunked body (lower-cased names): how a runtime reports an error
+        # after a streamed response has started.
+        self.trailers: dict[str, str] = {}
 
     def feed(self, buf: bytearray) -> bool:
         """Consume what it can from buf; True once the body is complete."""
@@ -103,6 +108,9 @@ class _Body:
                     self.remaining, self._state = size, "data"
             elif not line:  # the empty line that ends the trailers
                 return True
+            else:
+                key, _, value = line.decode("latin-1").partition(":")
+                self.trailers[key.strip().lower()] = value.strip()
 
 
 class _Collect:
@@ -278,21 +286,22 @@ class _Connection(asyncio.Protocol):
             )
         except RuntimeAPIError as exc:
             return self._discard_then(length, _error(exc.status, exc.error_type, exc.message))
-        if stream is None:
-            collect = _Collect(MAX_RESPONSE_BYTES + 1)
-            return self._expect(
-                length,
-                collect,
-                lambda: self._call(lambda: env.post_response(request_id, collect.body())),
-            )
+        collect = _Collect(MAX_RESPONSE_BYTES + 1)
+        body = _Body(length, stream.push if stream is not None else collect)
 
         def finish() -> bytes:
-            env.end_stream(request_id)
-            return _ACCEPTED
+            error = _trailer_error(body.trailers)
+            if stream is not None:
+                env.end_stream(request_id, error)
+                return _ACCEPTED
+            if error is not None:
+                return self._call(lambda: env.post_error(request_id, error[0], error[1]))
+            return self._call(lambda: env.post_response(request_id, collect.body()))
 
-        self._expect(length, stream.push, finish)
-        # A runtime that dies mid-stream still ends the stream.
-        self.on_lost = lambda: env.end_stream(request_id)
+        self.body, self.on_body_done = body, finish
+        if stream is not None:
+            # A runtime that dies mid-stream still ends the stream.
+            self.on_lost = lambda: env.end_stream(request_id)
 
     def _call(self, post: Callable[[], None]) -> bytes:
         try:
@@ -355,6 +364,19 @@ class RuntimeAPIServer:
             self._listener = None
         for conn in list(self.connections):
             conn.abort()
+
+
+def _trailer_error(trailers: dict[str, str]) -> tuple[bytes, str] | None:
+    """Lambda-Runtime-Function-Error-Type / -Body (base64) trailers: the stream failed
+    after it started; the caller gets the error in the stream's completion."""
+    error_type = trailers.get("lambda-runtime-function-error-type")
+    if not error_type:
+        return None
+    try:
+        raw = base64.b64decode(trailers.get("lambda-runtime-function-error-body", ""))
+    except (binascii.Error, ValueError):
+        raw = b""
+    return _error_body(raw, error_type), error_type
 
 
 def _error_body(body: bytes, error_type: str) -> bytes:
