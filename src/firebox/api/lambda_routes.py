@@ -3,11 +3,9 @@ invoke path, shape the reply as botocore's model says."""
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
-from firebox.api.params import control_call, function_ref, max_items
+from firebox.api.params import control_call, function_ref, invoke_headers, max_items
 from firebox.api.server import APP_KEY, json_response, read_json
 from firebox.arn import parse_layer_name
 from firebox.errors import InvalidParameterValue
@@ -209,14 +207,9 @@ async def invoke(request: web.Request) -> web.StreamResponse:
             "to satisfy constraint: Member must satisfy enum value set: [Event, "
             "RequestResponse, DryRun]"
         )
-    log_type = request.headers.get("X-Amz-Log-Type", "None")
-    if log_type not in ("None", "Tail"):
-        raise InvalidParameterValue(f"Invalid LogType: {log_type}")
-    client_context = request.headers.get("X-Amz-Client-Context")
-    if client_context:
-        client_context = _decode_client_context(client_context)
+    log_tail, client_context = invoke_headers(request)
     result = await app.invoker.invoke(
-        ref, payload, log_tail=log_type == "Tail", client_context=client_context
+        ref, payload, log_tail=log_tail, client_context=client_context
     )
     headers = {
         "X-Amz-Executed-Version": result.executed_version,
@@ -229,23 +222,6 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     return web.Response(
         status=200, body=result.payload, headers=headers, content_type="application/json"
     )
-
-
-def _decode_client_context(value: str) -> str:
-    """X-Amz-Client-Context is base64 of a JSON object (at most 3583 bytes)."""
-    import base64
-    import binascii
-
-    try:
-        decoded = base64.b64decode(value, validate=True)
-        json.loads(decoded)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidParameterValue(
-            "Client context must be a valid Base64-encoded JSON object."
-        ) from exc
-    if len(decoded) > 3583:
-        raise InvalidParameterValue("Client context must be at most 3583 bytes.")
-    return decoded.decode()
 
 
 # --- concurrency, account, tags -----------------------------------------------------------

@@ -4,6 +4,9 @@ MaxItems), and control-plane calls made off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +37,27 @@ def max_items(request: web.Request, high: int = 10000) -> int | None:
             f"constraint: Member must have value between 1 and {high}"
         )
     return int(raw)
+
+
+def invoke_headers(request: web.Request) -> tuple[bool, str | None]:
+    """An invoke's X-Amz-Log-Type (is it Tail?) and decoded X-Amz-Client-Context, which
+    is base64 of a JSON object of at most 3583 bytes."""
+    log_type = request.headers.get("X-Amz-Log-Type", "None")
+    if log_type not in ("None", "Tail"):
+        raise InvalidParameterValue(f"Invalid LogType: {log_type}")
+    raw = request.headers.get("X-Amz-Client-Context")
+    if not raw:
+        return log_type == "Tail", None
+    try:
+        decoded = base64.b64decode(raw, validate=True)
+        json.loads(decoded)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidParameterValue(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from exc
+    if len(decoded) > 3583:
+        raise InvalidParameterValue("Client context must be at most 3583 bytes.")
+    return log_type == "Tail", decoded.decode()
 
 
 async def control_call(fn: Callable[..., Any], *args: Any) -> Any:

@@ -15,7 +15,7 @@ import json
 from aiohttp import web
 
 from firebox.api.eventstream import event
-from firebox.api.lambda_routes import _decode_client_context
+from firebox.api.params import invoke_headers
 from firebox.api.server import APP_KEY
 from firebox.arn import parse_function_ref
 from firebox.errors import InvalidParameterValue
@@ -58,18 +58,13 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
             "failed to satisfy constraint: Member must satisfy enum value set: "
             "[RequestResponse, DryRun]"
         )
-    log_type = request.headers.get("X-Amz-Log-Type", "None")
-    if log_type not in ("None", "Tail"):
-        raise InvalidParameterValue(f"Invalid LogType: {log_type}")
-    client_context = request.headers.get("X-Amz-Client-Context")
-    if client_context:
-        client_context = _decode_client_context(client_context)
+    log_tail, client_context = invoke_headers(request)
     stream = ResponseStream()
     task = asyncio.ensure_future(
         app.invoker.invoke(
             ref,
             payload,
-            log_tail=log_type == "Tail",
+            log_tail=log_tail,
             client_context=client_context,
             stream=stream,
         )
