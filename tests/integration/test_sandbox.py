@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from conftest import (
+    ROLE,
     _process_backend_usable,
     invoke_json,
+    make_zip,
     needs_root,
     python_function,
     unique,
@@ -82,6 +84,59 @@ def test_python_runs_from_var_lang(server_factory: Any, runtime: str) -> None:
     # The cgroup namespace hides the host's cgroup paths.
     assert "firebox" not in out["cgroup"]
     assert out["nofile"] == [1024, 1024]
+
+
+NODE_INSPECT = """
+const fs = require('fs');
+exports.handler = async () => ({
+  cwd: process.cwd(),
+  root: fs.readdirSync('/'),
+  host: fs.existsSync('/.host') ? fs.readdirSync('/.host') : [],
+  task: fs.readdirSync('/var/task'),
+  uid: process.getuid(),
+  fn: process.env.AWS_LAMBDA_FUNCTION_NAME,
+  api: process.env.AWS_LAMBDA_RUNTIME_API,
+  leftover: Object.keys(process.env).filter((k) => k.startsWith('FIREBOX')),
+  fds: fs.readdirSync('/proc/self/fd').length,
+  helper: require('helper').value,
+});
+"""
+
+
+@pytest.mark.parametrize("pool_size", [0, 2])
+def test_node_started_before_its_function_sees_only_its_own(
+    server_factory: Any, pool_size: int
+) -> None:
+    # With a pool, `node` is already running when the function arrives: its code, layers
+    # and environment must still be exactly the function's, and the host root gone.
+    srv = server_factory(sandbox="process", pool_size=pool_size)
+    lam = srv.client("lambda")
+    layer = lam.publish_layer_version(
+        LayerName=unique("nodelayer"),
+        Content={
+            "ZipFile": make_zip(
+                {"nodejs/node_modules/helper/index.js": "exports.value = 'from-layer';"}
+            )
+        },
+    )["LayerVersionArn"]
+    name = unique("nodeinspect")
+    lam.create_function(
+        FunctionName=name,
+        Runtime="nodejs20.x",
+        Role=ROLE,
+        Handler="index.handler",
+        Layers=[layer],
+        Code={"ZipFile": make_zip({"index.js": NODE_INSPECT})},
+    )
+    out, resp = invoke_json(lam, name)
+    assert "FunctionError" not in resp, out
+    assert out["cwd"] == "/var/task" and out["task"] == ["index.js"]
+    # /.host (the zygote's view of the host) is an empty mount point by now.
+    assert out["host"] == [] and not {"root", "home", "work"} & set(out["root"])
+    assert out["uid"] == 65534
+    assert out["fn"] == name and out["api"] == "127.0.0.1:9001"
+    assert out["leftover"] == []
+    assert out["helper"] == "from-layer"
 
 
 def test_limits_follow_memory_size(server_factory: Any) -> None:

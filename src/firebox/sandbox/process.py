@@ -181,7 +181,10 @@ class Zygote:
     ) -> None:
         self.key = key
         self.runtime = runtime
-        self.kind = "python" if runtime is not None and runtime.kind == "python" else "exec"
+        # python: forks a warm interpreter; node: pre-starts `node` in each pooled
+        # environment (Node cannot fork); exec: runs the function's bootstrap.
+        kinds = {"python": "python", "node": "node"}
+        self.kind = kinds.get(runtime.kind, "exec") if runtime is not None else "exec"
         self.work_dir = work_dir
         self.hierarchy = hierarchy
         self.network = network
@@ -532,7 +535,7 @@ class ProcessBackend:
                 self._start_zygote(name, rt, prefill=True)
 
     def _zygote_key(self, rt: RuntimeInfo) -> str:
-        return rt.name if rt.kind == "python" else "exec"
+        return {"python": rt.name, "node": "node"}.get(rt.kind, "exec")
 
     def _start_zygote(
         self, key: str, rt: RuntimeInfo | None, prefill: bool = False
@@ -548,7 +551,7 @@ class ProcessBackend:
         assert self._hierarchy is not None
         zyg = Zygote(
             key,
-            rt if rt is not None and rt.kind == "python" else None,
+            rt if rt is not None and rt.kind in ("python", "node") else None,
             self.work_dir,
             self._hierarchy,
             self.network,

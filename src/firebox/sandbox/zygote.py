@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -467,6 +468,8 @@ def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
         for cap in range(64):
             if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0:
                 break
+        if kind == "node":
+            node_main(ctl, log_w, seccomp_prog)
         # 4. PID 1 stays behind as a tiny init that reaps orphans (a runtime as PID 1
         # would collect zombies and ignore signals); the runtime is its first child.
         runtime_pid = os.fork()
@@ -474,17 +477,7 @@ def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
             run_init(runtime_pid, seccomp_prog)
         # 5. wait, pre-sandboxed, to learn the function.
         spec = recv_spec(ctl)
-        mount(
-            "firebox-tmp",
-            "/tmp",
-            "tmpfs",
-            MS_NOSUID | MS_NODEV,
-            "mode=1777,size=%dm" % int(spec["tmp_mb"]),
-        )
-        bind_ro("/.host" + spec["code"], "/var/task", MS_NODEV)
-        if spec.get("opt"):
-            bind_ro("/.host" + spec["opt"], "/opt", MS_NODEV)
-        _check(libc.umount2(b"/.host", MNT_DETACH), "umount /.host")
+        mount_function(spec)
         os.chdir("/var/task")
         # 6. stdio, then close every inherited descriptor (the zygote's socket above all).
         devnull = os.open("/dev/null", os.O_RDONLY)
@@ -513,6 +506,63 @@ def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
             pass
         os._exit(127)
     os._exit(0)
+
+
+def node_main(ctl, log_w, seccomp_prog):
+    """Node cannot be forked warm, so a pooled Node environment starts `node` before it
+    knows its function: the runtime boots (most of a Node cold start) while the pool
+    waits. PID 1 keeps its privileges until the function arrives, mounts its code into
+    the namespace the runtime already lives in, hands the runtime its environment through
+    a pipe, and only then becomes the init. Never returns."""
+    cfg_r, cfg_w = os.pipe()
+    runtime_pid = os.fork()
+    if runtime_pid == 0:
+        try:
+            os.close(cfg_w)
+            devnull = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(log_w, 1)
+            os.dup2(log_w, 2)
+            os.dup2(cfg_r, 3)
+            # dup2 onto itself keeps close-on-exec: the runtime would lose its pipe.
+            os.set_inheritable(3, True)
+            ctl.detach()
+            _check(libc.syscall(SYS_CLOSE_RANGE, 4, 0xFFFFFFFF, 0), "close_range")
+            drop_privileges(seccomp_prog)
+            os.umask(0o022)
+            node = shutil.which("node", path="/usr/local/bin:/usr/bin:/bin") or "/usr/bin/node"
+            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "FIREBOX_CONFIG_FD": "3"}
+            os.execve(node, [node, "/var/runtime/index.js"], env)
+        except BaseException as exc:
+            try:
+                os.write(2, ("firebox sandbox: %s: %s\n" % (type(exc).__name__, exc)).encode())
+            except OSError:
+                pass
+            os._exit(127)
+    os.close(cfg_r)
+    spec = recv_spec(ctl)
+    mount_function(spec)
+    data = json.dumps({"env": spec["env"]}).encode()
+    while data:
+        data = data[os.write(cfg_w, data) :]
+    os.close(cfg_w)
+    run_init(runtime_pid, seccomp_prog)
+
+
+def mount_function(spec):
+    """The function's private /tmp, its code at /var/task and layers at /opt; then the
+    host's root goes, before anything of the function's runs."""
+    mount(
+        "firebox-tmp",
+        "/tmp",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        "mode=1777,size=%dm" % int(spec["tmp_mb"]),
+    )
+    bind_ro("/.host" + spec["code"], "/var/task", MS_NODEV)
+    if spec.get("opt"):
+        bind_ro("/.host" + spec["opt"], "/opt", MS_NODEV)
+    _check(libc.umount2(b"/.host", MNT_DETACH), "umount /.host")
 
 
 def drop_privileges(seccomp_prog):

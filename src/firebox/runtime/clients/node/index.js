@@ -18,6 +18,20 @@ const path = require('path');
 const util = require('util');
 const { pathToFileURL } = require('url');
 
+// In a pooled sandbox this process was started before its function was known: Node's own
+// start-up is then off the cold path. The environment arrives on a pipe once the function
+// is mounted; until then nothing of the function's is reachable.
+if (process.env.FIREBOX_CONFIG_FD) {
+  const configFd = Number(process.env.FIREBOX_CONFIG_FD);
+  const config = JSON.parse(fs.readFileSync(configFd, 'utf8'));
+  fs.closeSync(configFd);
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, config.env);
+  // NODE_PATH (layers' node_modules) is read once at start-up: read it again.
+  require('module').Module._initPaths();
+  process.chdir(process.env.LAMBDA_TASK_ROOT || '/var/task');
+}
+
 const API = process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001';
 const [API_HOST, API_PORT] = (() => {
   const i = API.lastIndexOf(':');
