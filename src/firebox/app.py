@@ -16,6 +16,7 @@ from aiohttp import web
 
 from firebox.api import (
     async_routes,
+    function_settings_routes,
     lambda_routes,
     logs_routes,
     metrics_route,
@@ -28,6 +29,7 @@ from firebox.arn import LATEST, FunctionRef
 from firebox.control.aliases import Aliases
 from firebox.control.catalog import FUNCTION, VERSION, Catalog
 from firebox.control.event_invoke import EventInvokeConfigs
+from firebox.control.function_settings import FunctionSettings
 from firebox.control.functions import Functions
 from firebox.control.layers import Layers
 from firebox.control.provisioned import ProvisionedConcurrency
@@ -107,6 +109,7 @@ class App:
         self.versions = Versions(self.catalog)
         self.aliases = Aliases(self.catalog)
         self.layers = Layers(self.catalog)
+        self.function_settings = FunctionSettings(self.catalog)
         self.resolver = Resolver(self.catalog)
         self.limiter = ConcurrencyLimiter(settings.account_concurrency)
         self.backend = make_backend(settings)
@@ -144,6 +147,7 @@ class App:
         self.catalog.on_delete.append(self.pollers.on_function_deleted)
         self.registrars: list[Callable[[web.Application], None]] = [
             lambda_routes.register,
+            function_settings_routes.register,
             async_routes.register,
             logs_routes.register,
             metrics_route.register,
