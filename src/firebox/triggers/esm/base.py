@@ -9,6 +9,7 @@ poller or the whole server leaves it unacknowledged and the broker redelivers it
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -40,34 +41,44 @@ class Message:
     handle: Any = field(default=None, repr=False)  # what the broker needs to ack it
 
 
-class Source:
+class Source(abc.ABC):
     """One broker connection of one mapping. Subclasses implement the broker calls."""
 
     def __init__(self, mapping: Doc) -> None:
         self.mapping = mapping
 
+    @abc.abstractmethod
     async def connect(self) -> None:
-        raise NotImplementedError
+        """Open the connection (and the consumer group or queue) to the broker."""
 
+    @abc.abstractmethod
     async def fetch(self, max_messages: int, window_s: float) -> list[Message]:
         """Up to ``max_messages``; waits up to ``window_s`` to fill a batch, and briefly
         (about a second) when there is nothing at all, so that stopping stays prompt."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def ack(self, messages: list[Message]) -> None:
-        raise NotImplementedError
+        """Acknowledge messages the function succeeded on: they are not redelivered."""
 
     async def release(self, messages: list[Message]) -> None:
-        """Give unprocessed messages back to the broker now (they are redelivered)."""
+        """Give unprocessed messages back to the broker now (they are redelivered).
+
+        By default nothing: the broker redelivers what was never acknowledged."""
+        del messages
 
     async def retry_later(self, messages: list[Message]) -> None:
-        """Keep failed messages from being redelivered while we retry them ourselves."""
+        """Keep failed messages from being redelivered while we retry them ourselves.
 
+        By default nothing: brokers that redeliver only on reconnect need no extension."""
+        del messages
+
+    @abc.abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection; unacknowledged messages go back to the broker."""
 
+    @abc.abstractmethod
     def event(self, messages: list[Message]) -> Doc:
-        raise NotImplementedError
+        """The function's event for a batch, in this broker's documented shape."""
 
     def filter_view(self, message: Message) -> Doc:
         """What FilterCriteria patterns are matched against."""
