@@ -273,3 +273,25 @@ def test_metrics_show_provisioned_environments_in_use(server: Any, lam: Any) -> 
     assert seen == 1
     assert out["init"] == "provisioned-concurrency" and not cold
     assert in_use() == 0
+
+
+def test_provisioned_environments_are_replaced_at_their_lifetime(server_factory: Any) -> None:
+    srv = server_factory(max_lifetime_s=2)
+    lam = srv.client()
+    name = _function(lam)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+    )
+    assert _wait_status(lam, name, "1")["Status"] == "READY"
+    first, cold = _call(lam, name, "1")
+    assert first["init"] == "provisioned-concurrency" and not cold
+    deadline = time.monotonic() + 15
+    second = first
+    while time.monotonic() < deadline and second["stream"] == first["stream"]:
+        time.sleep(0.5)
+        cfg = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+        if cfg["AvailableProvisionedConcurrentExecutions"] == 1:
+            second, cold = _call(lam, name, "1")
+    # A new environment, initialised ahead of the invoke like the first.
+    assert second["stream"] != first["stream"]
+    assert second["init"] == "provisioned-concurrency" and not cold

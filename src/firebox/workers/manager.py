@@ -333,6 +333,12 @@ class WorkerManager:
                 self._idle[key] = keep
             else:
                 del self._idle[key]
+        # Provisioned environments have no keep-alive, but they too end at their lifetime:
+        # their config's reconciler replaces each one it loses.
+        for idle in list(self._prov_idle.values()):
+            for env in [e for e in idle if now - e.created > lifetime]:
+                idle.remove(env)
+                self._spawn(self._end(env))
 
     async def close(self) -> None:
         self._provisioned.clear()
