@@ -401,6 +401,23 @@ def test_outbound_connections_refused_when_network_is_off(server_factory, pong_s
     assert out["ok"] is False and out["error"] in ("OSError", "TimeoutError"), out
 
 
+@needs_outbound_network
+def test_a_function_tagged_network_off_has_no_outbound_network(plam, pong_server):
+    name = unique("tagnonet")
+    arn = python_function(plam, name, PROBE, Timeout=10, Tags={"firebox:network": "off"})[
+        "FunctionArn"
+    ]
+    host, port = pong_server
+    out = run(plam, name, action="connect", host=host, port=port)
+    assert out["ok"] is False and out["error"] in ("OSError", "TimeoutError"), out
+    # Removing the tag gives it back, without waiting for the warm environment to expire.
+    plam.untag_resource(Resource=arn, TagKeys=["firebox:network"])
+    assert run(plam, name, action="connect", host=host, port=port) == {
+        "ok": True,
+        "value": "pong",
+    }
+
+
 def test_layers_are_readable_at_opt(plam):
     layer = plam.publish_layer_version(
         LayerName=unique("layer"),

@@ -271,6 +271,8 @@ class Functions:
             if len(doc["tags"]) > 50:
                 raise InvalidParameterValue("A function may have at most 50 tags.")
             self.c.store.put(FUNCTION, name, doc)
+            # A tag can switch the function's network off (resolve.NETWORK_TAG).
+            self.c.changed(name)
 
     def untag(self, resource: str, keys: Sequence[str]) -> None:
         name = self._tag_target(resource)
@@ -279,6 +281,7 @@ class Functions:
             for key in keys:
                 doc.setdefault("tags", {}).pop(key, None)
             self.c.store.put(FUNCTION, name, doc)
+            self.c.changed(name)
 
     def list_tags(self, resource: str) -> Doc:
         name = self._tag_target(resource)

@@ -23,6 +23,9 @@ class FunctionVersion:
     version: str
     revision: str
     config: Doc = field(compare=False, hash=False)
+    # Outbound network for its environments: off when the function carries the tag
+    # firebox:network=off (read when an environment is created).
+    network: bool = field(default=True, compare=False, hash=False)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -89,6 +92,9 @@ class _Target:
         return self.primary
 
 
+NETWORK_TAG = "firebox:network"
+
+
 class Resolver:
     def __init__(self, catalog: Catalog) -> None:
         self.c = catalog
@@ -120,7 +126,9 @@ class Resolver:
             config = function["config"]
         else:
             config = self.c.version_doc(name, version)["config"]
-        return FunctionVersion(name, version, config["RevisionId"], config)
+        tag = str((function.get("tags") or {}).get(NETWORK_TAG, "on")).strip().lower()
+        network = tag not in ("off", "false", "0", "none", "no")
+        return FunctionVersion(name, version, config["RevisionId"], config, network)
 
     def _load(self, name: str, qualifier: str) -> _Target:
         function = self.c.function_doc(name)

@@ -78,6 +78,10 @@ class WorkerManager:
                 env = pool.pop()
                 if not env.alive:
                     continue
+                if env.fv.network != fv.network:
+                    # The function's network switch changed since this one started.
+                    self._spawn(self._end(env))
+                    continue
                 env.state = State.BUSY
                 # Almost always already true; a runtime that exits after its last answer
                 # or never polls again is ended here instead of failing this invoke.
@@ -215,7 +219,7 @@ class WorkerManager:
             memory_mb=fv.memory_mb,
             ephemeral_mb=fv.ephemeral_mb,
             env=self._function_env(fv, stream, init_type),
-            network=self.settings.network,
+            network=self.settings.network and fv.network,
         )
         problem = _entrypoint_problem(runtime.kind, code_dir, opt_dir)
         sandbox = None
