@@ -190,6 +190,10 @@ class Environment:
         self.state = State.DEAD
         self.sandbox.kill()
 
+    async def wait_exited(self) -> None:
+        """Return once the environment's processes are gone."""
+        await self._exited.wait()
+
     async def shutdown(self) -> None:
         self.kill()
         try:

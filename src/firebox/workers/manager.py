@@ -17,9 +17,10 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from firebox.control.resolve import FunctionVersion
 from firebox.runtime.api import RuntimeAPIServer
@@ -285,7 +286,7 @@ class WorkerManager:
         self._log_sink(env.fv.log_group, env.log_stream, events)
 
     async def _reap_on_exit(self, env: Environment) -> None:
-        await env._exited.wait()
+        await env.wait_exited()
         self._forget(env)
 
     def _forget(self, env: Environment) -> None:
@@ -307,8 +308,8 @@ class WorkerManager:
         await env.shutdown()
         self._forget(env)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from firebox.store.code.zipfiles import extract, open_zip
@@ -56,13 +57,13 @@ class FileCodeStore:
             self._unpack(sha256_hex, open_zip(self.get(sha256_hex)))
         return tree
 
-    def _unpack(self, sha: str, zf: object) -> None:
+    def _unpack(self, sha: str, zf: zipfile.ZipFile) -> None:
         tree = self._trees / sha
         if tree.exists():
             return
         tmp = Path(tempfile.mkdtemp(dir=self._trees, prefix=".tmp-"))
         try:
-            extract(zf, tmp)  # type: ignore[arg-type]
+            extract(zf, tmp)
             os.chmod(tmp, 0o755)
             os.rename(tmp, tree)
         except FileExistsError:
