@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, make_zip
 
 APP = (
     "import json\n"
@@ -332,3 +332,25 @@ def test_esm_shortcut_creates_lists_and_deletes_mappings(env, app_dir, lam):
     bad = fb(env, "esm", "add", name, "http://nope", "x")
     assert bad.returncode != 0 and "amqp://, redis:// or nats://" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_queues_shows_async_events_waiting(env, lam):
+    name = unique_name("cliq")
+    # Reserved concurrency 0: accepted events wait in the queue (throttled, not lost).
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role="arn:aws:iam::000000000000:role/r",
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
+    )
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    for _ in range(3):
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+    out = fb(env, "queues", "--json")
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout)[name]
+    assert stats["depth"] + stats.get("in_flight", 0) == 3
+    table = fb(env, "queues")
+    assert table.returncode == 0 and name in table.stdout and "QUEUED" in table.stdout
+    lam.delete_function(FunctionName=name)

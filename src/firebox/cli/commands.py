@@ -534,8 +534,34 @@ def usage(
     table(headers, rows, right=right)
 
 
+@click.command()
+@connection_options
+def queues(conn: Connection, as_json: bool) -> None:
+    """Show the asynchronous event queue: depth, oldest event and dead letters per function."""
+    stats = conn.signed_get("/_firebox/queues")
+    if as_json:
+        echo_json(stats)
+        return
+    if not stats:
+        click.echo("no queued events", err=True)
+        return
+    rows = [
+        (
+            name,
+            s.get("depth", 0),
+            s.get("in_flight", 0),
+            f"{s.get('oldest_age_s') or 0:.1f}",
+            s.get("dead_lettered", 0),
+        )
+        for name, s in sorted(stats.items())
+    ]
+    table(
+        ("FUNCTION", "QUEUED", "IN FLIGHT", "OLDEST (S)", "DEAD LETTERS"), rows, right=(1, 2, 3, 4)
+    )
+
+
 def _price(value: float) -> str:
     return f"{value:.10f}".rstrip("0").rstrip(".")
 
 
-COMMANDS = (deploy, invoke, logs, ls, rm, usage)
+COMMANDS = (deploy, invoke, logs, ls, rm, usage, queues)
