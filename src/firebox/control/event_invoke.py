@@ -14,7 +14,8 @@ from typing import Any
 
 from firebox.arn import LATEST, FunctionRef, parse_function_ref
 from firebox.control.catalog import Catalog, paginate
-from firebox.errors import InvalidParameterValue, ResourceNotFound, ValidationError
+from firebox.control.config_checks import int_in
+from firebox.errors import InvalidParameterValue, ResourceNotFound
 from firebox.store.metadata.base import DeletePrefix, Doc
 
 EVENT_INVOKE_CONFIG = "event_invoke_config"
@@ -47,26 +48,6 @@ def lambda_target(arn: str) -> FunctionRef | None:
     if m is None or m["service"] != "lambda" or not m["rest"].startswith("function:"):
         return None
     return parse_function_ref(arn)
-
-
-def _int_field(params: Doc, key: str, field: str, low: int, high: int) -> int | None:
-    value = params.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(
-            f"1 validation error detected: Value '{value}' at '{field}' "
-            "failed to satisfy constraint: Member must be an integer"
-        )
-    if not low <= value <= high:
-        bound = (
-            f"greater than or equal to {low}" if value < low else f"less than or equal to {high}"
-        )
-        raise ValidationError(
-            f"1 validation error detected: Value '{value}' at '{field}' "
-            f"failed to satisfy constraint: Member must have value {bound}"
-        )
-    return value
 
 
 class EventInvokeConfigs:
@@ -146,9 +127,9 @@ class EventInvokeConfigs:
             if merge and old is None:
                 raise self._missing(name, q)
             doc: Doc = dict(old or {}) if merge else {}
-            retries = _int_field(params, "MaximumRetryAttempts", "maximumRetryAttempts", 0, 2)
+            retries = int_in(params, "MaximumRetryAttempts", "maximumRetryAttempts", 0, 2)
             # The floor is AWS's 60 s unless an operator lowered it (tests do).
-            age = _int_field(
+            age = int_in(
                 params,
                 "MaximumEventAgeInSeconds",
                 "maximumEventAgeInSeconds",
