@@ -63,6 +63,7 @@ class WorkerManager:
         self._provisioned: dict[str, list[Environment]] = {}
         self._prov_idle: defaultdict[tuple[str, str, str], list[Environment]] = defaultdict(list)
         self._prov_owner: dict[str, str] = {}  # env id -> owner
+        self._renewing: set[str] = set()  # provisioned env ids being replaced
         # Told (with the owner) when a provisioned environment dies, to replace it.
         self.provisioned_lost: Callable[[str], None] | None = None
 
@@ -338,12 +339,48 @@ class WorkerManager:
                 self._idle[key] = keep
             else:
                 del self._idle[key]
-        # Provisioned environments have no keep-alive, but they too end at their lifetime:
-        # their config's reconciler replaces each one it loses.
+        # Provisioned environments have no keep-alive, but they too end at their lifetime,
+        # each replaced by a fresh one before it goes.
         for idle in list(self._prov_idle.values()):
             for env in [e for e in idle if now - e.created > lifetime]:
-                idle.remove(env)
-                self._spawn(self._end(env))
+                if env.id not in self._renewing:
+                    self._renewing.add(env.id)
+                    self._spawn(self._renew(env))
+
+    async def _renew(self, old: Environment) -> None:
+        """Replace a provisioned environment at its lifetime: initialise its successor
+        first (the old one keeps serving meanwhile), then retire it."""
+        try:
+            owner = self._prov_owner.get(old.id)
+            if owner is None:
+                return
+            try:
+                new: Environment | None = await self._prewarm_one(old.fv)
+            except Exception as exc:
+                log.warning("renewing a provisioned environment of %s failed: %s", owner, exc)
+                new = None
+            envs = self._provisioned.get(owner)
+            if new is not None:
+                if envs is None or not new.alive:
+                    self._spawn(self._end(new))
+                    new = None
+                else:
+                    envs.append(new)
+                    self._prov_owner[new.id] = owner
+                    self._prov_idle[new.fv.key].append(new)
+            if envs is not None and old in envs:
+                envs.remove(old)
+            self._prov_owner.pop(old.id, None)
+            idle = self._prov_idle.get(old.fv.key)
+            if idle and old in idle:
+                idle.remove(old)
+                self._spawn(self._end(old))
+            # (A busy one goes back as on-demand on release, past its lifetime: the reaper
+            # ends it then.)
+            if new is None and envs is not None and self.provisioned_lost is not None:
+                self.provisioned_lost(owner)  # let the config's reconciler try again
+        finally:
+            self._renewing.discard(old.id)
 
     async def close(self) -> None:
         self._provisioned.clear()
