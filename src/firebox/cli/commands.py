@@ -11,6 +11,7 @@ import functools
 import io
 import json
 import os
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -237,11 +238,7 @@ def _payload(raw: str | None) -> bytes:
     if raw.startswith("@"):
         source = raw[1:]
         try:
-            data = (
-                click.get_binary_stream("stdin").read()
-                if source == "-"
-                else Path(source).read_bytes()
-            )
+            data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
         except OSError as exc:
             raise click.BadParameter(
                 f"cannot read {source}: {exc.strerror}", param_hint="--payload"
