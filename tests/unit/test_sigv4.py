@@ -1,12 +1,19 @@
 """Sign with botocore exactly as boto3 does, verify with ours."""
 
+import hashlib
+
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from firebox.api.sigv4 import verify
-from firebox.errors import InvalidSignature, MissingAuthenticationToken, UnrecognizedClient
+from firebox.errors import (
+    IncompleteSignature,
+    InvalidSignature,
+    MissingAuthenticationToken,
+    UnrecognizedClient,
+)
 
 KEY, SECRET = "AKIDEXAMPLE000000000", "secret-example"
 
@@ -79,7 +86,13 @@ def test_fast_path_computes_botocores_signature(path):
     credential, names, signature = _parse_authorization(headers["authorization"])
     picked = {n: headers[n] for n in names}
     fast = _fast_signature(
-        "POST", path, picked, req.body, SECRET, headers["x-amz-date"], credential
+        "POST",
+        path,
+        picked,
+        hashlib.sha256(req.body).hexdigest(),
+        SECRET,
+        headers["x-amz-date"],
+        credential,
     )
     assert fast == signature
     assert check(req, path).service == "lambda"
@@ -95,5 +108,53 @@ def test_requests_outside_the_fast_path_still_verify():
 
     for path in ("/2015-03-31/functions/fn/invocations?Qualifier=1", "/a//b/./c"):
         req = signed("POST", "http://127.0.0.1:9000" + path, b"{}")
-        assert _fast_signature("POST", path, {}, b"{}", SECRET, "", []) is None
+        assert _fast_signature("POST", path, {}, "", SECRET, "", []) is None
         assert check(req, path).region == "eu-west-1"
+
+
+def signed_with_content_sha256(body: bytes, claimed: str) -> AWSRequest:
+    """A request that signs x-amz-content-sha256 (as S3-style clients do) with ``claimed``."""
+    req = AWSRequest(
+        method="POST",
+        url="http://127.0.0.1:9000/2015-03-31/functions/fn/invocations",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Amz-Content-SHA256": claimed},
+    )
+    SigV4Auth(Credentials(KEY, SECRET), "lambda", "eu-west-1").add_auth(req)
+    return req
+
+
+def test_signed_content_sha256_must_be_the_bodys_hash():
+    path = "/2015-03-31/functions/fn/invocations"
+    body = b'{"amount": 1}'
+    good = signed_with_content_sha256(body, hashlib.sha256(body).hexdigest())
+    assert check(good, path).service == "lambda"
+    # Replay: the signature covers the header, and the header still names the old body.
+    good.data = b'{"amount": 1000000}'
+    with pytest.raises(InvalidSignature, match="x-amz-content-sha256"):
+        check(good, path)
+
+
+@pytest.mark.parametrize("claimed", ["UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"])
+def test_unsigned_payload_is_refused_over_http(claimed):
+    req = signed_with_content_sha256(b'{"anything": "goes"}', claimed)
+    with pytest.raises(InvalidSignature, match="x-amz-content-sha256"):
+        check(req, "/2015-03-31/functions/fn/invocations")
+
+
+def test_headers_are_judged_without_the_body():
+    from firebox.api.sigv4 import check_headers
+
+    secrets = {KEY: SECRET}.get
+    with pytest.raises(MissingAuthenticationToken):
+        check_headers({}, secrets)
+    with pytest.raises(IncompleteSignature):
+        check_headers({"Authorization": "Basic dXNlcjpwYXNz"}, secrets)
+    req = signed("POST", "http://h/2015-03-31/functions", b"{}")
+    headers = {"Host": "h", **dict(req.headers)}
+    with pytest.raises(UnrecognizedClient):
+        check_headers(headers, lambda _key: None)
+    assert check_headers(headers, secrets).caller.access_key_id == KEY
+    stale = {**headers, "X-Amz-Date": "20200101T000000Z"}
+    with pytest.raises(InvalidSignature, match="Signature expired"):
+        check_headers(stale, secrets)

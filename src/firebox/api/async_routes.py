@@ -10,7 +10,14 @@ from dataclasses import asdict
 from aiohttp import web
 
 from firebox.api.params import function_ref, max_items
-from firebox.api.server import APP_KEY, json_response, read_json
+from firebox.api.server import (
+    APP_KEY,
+    INVOKE_BODY_BYTES,
+    INVOKE_TOO_LARGE,
+    body_limit,
+    json_response,
+    read_json,
+)
 from firebox.arn import parse_function_ref
 from firebox.errors import InvalidParameterValue, ValidationError
 
@@ -57,6 +64,7 @@ async def list_configs(request: web.Request) -> web.Response:
     )
 
 
+@body_limit(INVOKE_BODY_BYTES, INVOKE_TOO_LARGE)
 async def invoke_async(request: web.Request) -> web.Response:
     """The deprecated InvokeAsync: the body is the event; 202 {"Status": 202}."""
     app = request.app[APP_KEY]

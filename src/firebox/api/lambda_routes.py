@@ -6,7 +6,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from firebox.api.params import control_call, function_ref, invoke_headers, max_items
-from firebox.api.server import APP_KEY, json_response, read_json
+from firebox.api.server import (
+    APP_KEY,
+    INVOKE_BODY_BYTES,
+    INVOKE_TOO_LARGE,
+    MAX_BODY_BYTES,
+    body_limit,
+    json_response,
+    read_json,
+)
 from firebox.arn import parse_layer_name
 from firebox.errors import InvalidParameterValue
 
@@ -16,6 +24,7 @@ F = "/2015-03-31/functions"
 # --- functions ------------------------------------------------------------------------
 
 
+@body_limit(MAX_BODY_BYTES)
 async def create_function(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     params = await read_json(request)
@@ -44,6 +53,7 @@ async def list_functions(request: web.Request) -> web.Response:
     )
 
 
+@body_limit(MAX_BODY_BYTES)
 async def update_function_code(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
@@ -135,6 +145,7 @@ def _layer(request: web.Request) -> str:
     return parse_layer_name(request.match_info["LayerName"])
 
 
+@body_limit(MAX_BODY_BYTES)
 async def publish_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     params = await read_json(request)
@@ -191,6 +202,7 @@ async def list_layers_or_find(request: web.Request) -> web.Response:
 # --- invoke --------------------------------------------------------------------------
 
 
+@body_limit(INVOKE_BODY_BYTES, INVOKE_TOO_LARGE)
 async def invoke(request: web.Request) -> web.StreamResponse:
     app = request.app[APP_KEY]
     ref = function_ref(request)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from firebox.api.server import APP_KEY, TARGETS_KEY
+from firebox.api.server import APP_KEY, TARGETS_KEY, body_limit
 from firebox.errors import (
     LogsInvalidParameter,
     LogsResourceAlreadyExists,
@@ -390,6 +390,8 @@ class LogsApi:
 
     # --- events -----------------------------------------------------------------------
 
+    # A batch is 1 MiB of messages; its JSON adds escapes and the fields of each event.
+    @body_limit(4 * 1024 * 1024)
     async def put_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
         group = _group_name(_str(params, "logGroupName", required=True) or "")
         stream = _stream_name(_str(params, "logStreamName", required=True) or "")

@@ -1,8 +1,11 @@
 """Verify AWS Signature Version 4 on incoming requests, with botocore's own signer.
 
-We rebuild the request from the signed headers only, take the time from X-Amz-Date and
-the region and service from the credential scope, compute the signature exactly as the
-client did and compare in constant time. botocore's signer methods are not a documented
+Verification is in two steps, so that nothing of a body is read before the request is
+known to come from a known key within the allowed clock skew (``check_headers``); the
+signature over the body follows (``check_signature``). We rebuild the request from the
+signed headers only, take the time from X-Amz-Date and the region and service from the
+credential scope, compute the signature exactly as the client did and compare in constant
+time. botocore's signer methods are not a documented
 API; tests sign with boto3 and verify here, so an incompatible botocore fails loudly.
 """
 
@@ -31,6 +34,7 @@ from firebox.errors import (
 ALGORITHM = "AWS4-HMAC-SHA256"
 _AMZ_DATE = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z")
 _UNSIGNABLE = frozenset(SIGNED_HEADERS_BLACKLIST)
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +64,27 @@ def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
     return credential, signed, signature
 
 
-def verify(
-    method: str,
-    raw_path: str,
+@dataclass(frozen=True, slots=True)
+class SignedHeaders:
+    """What a request's headers claim, checked before its body is read: the form of the
+    Authorization header, a known access key, the date and the clock skew."""
+
+    caller: Caller
+    secret: str
+    amz_date: str
+    credential: list[str]
+    signature: str
+    # The signed headers, by lower-cased name.
+    picked: dict[str, str]
+
+
+def check_headers(
     headers: Mapping[str, str],
-    body: bytes,
     secret_for: Callable[[str], str | None],
     max_skew_s: int = 900,
-) -> Caller:
-    """Check a request's signature; return who signed it or raise an AWS auth error."""
+) -> SignedHeaders:
+    """Everything about a signature that can be known without the body; raises the AWS
+    auth error otherwise. Nothing of the body is read before this passes."""
     auth = headers.get("Authorization")
     if not auth:
         raise MissingAuthenticationToken("Missing Authentication Token")
@@ -104,30 +120,91 @@ def verify(
         picked = {h: lowered[h] for h in signed_headers}
     except KeyError as exc:
         raise InvalidSignature(f"Signed header {exc.args[0]} is missing") from None
-    fast = _fast_signature(method, raw_path, picked, body, secret, amz_date, credential)
-    if fast is not None and hmac.compare_digest(fast, signature):
-        return Caller(access_key, region, service)
+    claimed = picked.get("x-amz-content-sha256")
+    if claimed is not None and not _SHA256_HEX.fullmatch(claimed):
+        # UNSIGNED-PAYLOAD and the STREAMING-* forms leave the body unsigned: AWS's SDKs
+        # never send them over plain HTTP (botocore signs every payload there), which is
+        # all this server speaks.
+        raise InvalidSignature(
+            f"x-amz-content-sha256 must be the SHA-256 of the payload, not {claimed[:64]!r}"
+        )
+    return SignedHeaders(
+        Caller(access_key, region, service), secret, amz_date, credential, signature, picked
+    )
+
+
+def check_signature(
+    signed: SignedHeaders, method: str, raw_path: str, body: bytes, payload_hash: str
+) -> Caller:
+    """Check the signature over the request and its body; ``payload_hash`` is the hex
+    SHA-256 of ``body`` (the caller computes it, off the loop for a large body)."""
+    claimed = signed.picked.get("x-amz-content-sha256")
+    if claimed is not None and not hmac.compare_digest(claimed.lower(), payload_hash):
+        # The signature covers this header, not the body: without this check a signed
+        # request could be replayed with any other body.
+        raise InvalidSignature(
+            "The provided 'x-amz-content-sha256' header does not match what was computed."
+        )
+    picked, secret, credential = signed.picked, signed.secret, signed.credential
+    # The canonical request carries the header's own spelling of the hash when it is signed.
+    canonical_hash = claimed if claimed is not None else payload_hash
+    fast = _fast_signature(
+        method, raw_path, picked, canonical_hash, secret, signed.amz_date, credential
+    )
+    if fast is not None and hmac.compare_digest(fast, signed.signature):
+        return signed.caller
     request = AWSRequest(
         method=method, url=f"http://{picked['host']}{raw_path}", headers=picked, data=body
     )
-    request.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(access_key, secret), service, region)
+    request.context["timestamp"] = signed.amz_date
+    signer = _KnownPayloadSigner(
+        Credentials(signed.caller.access_key_id, secret),
+        signed.caller.service,
+        signed.caller.region,
+        payload_hash,
+    )
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected, signed.signature):
         raise InvalidSignature(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method. Consult the service "
             "documentation for details."
         )
-    return Caller(access_key, region, service)
+    return signed.caller
+
+
+def verify(
+    method: str,
+    raw_path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secret_for: Callable[[str], str | None],
+    max_skew_s: int = 900,
+) -> Caller:
+    """Check a request's signature; return who signed it or raise an AWS auth error."""
+    signed = check_headers(headers, secret_for, max_skew_s)
+    return check_signature(signed, method, raw_path, body, hashlib.sha256(body).hexdigest())
+
+
+class _KnownPayloadSigner(SigV4Auth):
+    """botocore's signer, told the payload's hash instead of hashing the body again."""
+
+    def __init__(
+        self, credentials: Credentials, service: str, region: str, payload_hash: str
+    ) -> None:
+        super().__init__(credentials, service, region)
+        self._payload_hash = payload_hash
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._payload_hash
 
 
 def _fast_signature(
     method: str,
     raw_path: str,
     picked: dict[str, str],
-    body: bytes,
+    payload_hash: str,
     secret: str,
     amz_date: str,
     credential: list[str],
@@ -155,9 +232,7 @@ def _fast_signature(
             "",
             "".join(f"{n}:{' '.join(picked[n].split())}\n" for n in names),
             ";".join(names),
-            picked["x-amz-content-sha256"]
-            if "x-amz-content-sha256" in picked
-            else hashlib.sha256(body).hexdigest(),
+            payload_hash,
         ]
     )
     day, region, service, terminator = credential[1:]

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from firebox.api.eventstream import event
 from firebox.api.params import invoke_headers
-from firebox.api.server import APP_KEY
+from firebox.api.server import APP_KEY, INVOKE_BODY_BYTES, INVOKE_TOO_LARGE, body_limit
 from firebox.arn import parse_function_ref
 from firebox.errors import InvalidParameterValue
 from firebox.invoke.sync import InvokeResult
@@ -44,6 +44,7 @@ def _complete(result: InvokeResult) -> bytes:
     return event("InvokeComplete", json.dumps(body).encode(), "application/json")
 
 
+@body_limit(INVOKE_BODY_BYTES, INVOKE_TOO_LARGE)
 async def invoke_with_response_stream(request: web.Request) -> web.StreamResponse:
     app = request.app[APP_KEY]
     ref = parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))

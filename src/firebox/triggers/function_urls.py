@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from firebox.api.sigv4 import verify
+from firebox.api.sigv4 import check_headers, check_signature
 from firebox.arn import FunctionRef
 from firebox.errors import FireboxError, ResourceNotFound, TooManyRequests
 from firebox.store.metadata.base import Doc
@@ -54,6 +55,30 @@ def _message(status: int, message: str | None) -> web.Response:
         body=json.dumps({"Message": message}).encode(),
         content_type="application/json",
     )
+
+
+def _closing(response: web.Response) -> web.Response:
+    """An answer after which the connection closes: what is left of the body is not read."""
+    response.force_close()
+    return response
+
+
+def _forbidden(request: web.Request) -> web.Response:
+    """403 before the body is read: a small one is read and dropped as usual (closing on
+    unread data would reset the connection under the client's answer); a large one
+    closes the connection instead."""
+    response = _message(403, "Forbidden")
+    length = request.content_length
+    if not request.content.at_eof() and (length is None or length > 64 * 1024):
+        _closing(response)
+    return response
+
+
+async def _sha256_hex(body: bytes) -> str:
+    if len(body) > 256 * 1024:
+        # A 6 MB body takes milliseconds to hash: not on the loop.
+        return await asyncio.to_thread(lambda: hashlib.sha256(body).hexdigest())
+    return hashlib.sha256(body).hexdigest()
 
 
 def _origin_allowed(cors: Doc, origin: str) -> str | None:
@@ -164,28 +189,38 @@ class UrlServer:
             and "Access-Control-Request-Method" in request.headers
         ):
             return _preflight(cors, request)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _message(413, "Request Entity Too Large")
+        # Who is asking is settled from the headers before any of the body is read.
+        signed = None
         if config["AuthType"] == "AWS_IAM":
             try:
-                caller = verify(
-                    request.method,
-                    request.raw_path,
-                    request.headers,
-                    body,
-                    self.app.secret_for,
-                    self.app.settings.max_clock_skew_s,
+                signed = check_headers(
+                    request.headers, self.app.secret_for, self.app.settings.max_clock_skew_s
                 )
             except FireboxError:
-                return _message(403, "Forbidden")
-            if caller.service != "lambda":
-                return _message(403, "Forbidden")
+                return _forbidden(request)
+            if signed.caller.service != "lambda":
+                return _forbidden(request)
         elif not self.app.triggers.policies.allows(
             name, qualifier, "lambda:InvokeFunctionUrl", url_auth_type="NONE", anonymous=True
         ):
-            return _message(403, "Forbidden")
+            return _forbidden(request)
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return _closing(_message(413, "Request Entity Too Large"))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _closing(_message(413, "Request Entity Too Large"))
+        if signed is not None:
+            try:
+                check_signature(
+                    signed,
+                    request.method,
+                    request.raw_path,
+                    body,
+                    await _sha256_hex(body),
+                )
+            except FireboxError:
+                return _message(403, "Forbidden")
         request_id = str(uuid.uuid4())
         event = build_event(
             method=request.method,
