@@ -83,6 +83,11 @@ class Settings:
     metering_flush_s: float = 1.0
     log_retention_sweep_s: float = 600.0
 
+    # What one invocation (or Init phase) of a function may write to its log, counted as
+    # CloudWatch counts (message bytes + 26 per event): past it the rest is dropped and
+    # one line in the log says so. Lines are cut into events of at most 256 KB.
+    log_bytes_per_invoke: int = 10 * 1024 * 1024
+
     log_level: str = "info"
 
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,6 +113,8 @@ class Settings:
             raise SettingsError(f"sandbox must be 'process' or 'unsandboxed', got {self.sandbox!r}")
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):
             raise SettingsError("account_id must be 12 digits")
+        if self.log_bytes_per_invoke < 64 * 1024:
+            raise SettingsError("log_bytes_per_invoke must be at least 65536")
         if self.account_concurrency < 1:
             raise SettingsError("account_concurrency must be at least 1")
         if self.min_unreserved_concurrency > self.account_concurrency:

@@ -88,7 +88,9 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
         await resp.write(_complete(result))
         await resp.write_eof()
     except (ConnectionError, asyncio.CancelledError):
-        # The caller went away: the invocation still runs to its end, unobserved.
+        # The caller went away: the stream is cancelled (what the function sends next is
+        # dropped, not held) and the invocation runs to its end, unobserved.
+        stream.cancel()
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         raise
     return resp

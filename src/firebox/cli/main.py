@@ -31,6 +31,27 @@ def cli() -> None:
     """Firebox: a self-hosted, AWS Lambda-compatible serverless platform."""
 
 
+def _raise_open_files_limit() -> None:
+    """Every environment holds a few descriptors in the server (its Runtime API listener
+    and connections, log pipe, pidfd, control socket): the default soft limit of 1,024
+    would run out near 150 environments. Sandboxed functions get Lambda's 1,024 again."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        # Linux refuses an infinite NOFILE; nr_open is the real ceiling.
+        try:
+            with open("/proc/sys/fs/nr_open") as fh:
+                hard = int(fh.read())
+        except (OSError, ValueError):
+            return
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as exc:
+            logging.getLogger(__name__).warning("could not raise RLIMIT_NOFILE: %s", exc)
+
+
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 9000).")
@@ -72,6 +93,7 @@ def serve(**flags: Any) -> None:
         uvloop.install()
     except ImportError:
         pass
+    _raise_open_files_limit()
     from firebox.app import App
     from firebox.sandbox.base import SandboxUnavailable
 

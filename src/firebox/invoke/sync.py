@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.resolve import Resolver
 from firebox.errors import InvalidRequestContent, RequestTooLarge
-from firebox.observe.logs import billed_ms, end_line, report_line, start_line, tail
+from firebox.observe.logs import billed_ms, end_line, report_line, start_line
 from firebox.workers.concurrency import ConcurrencyLimiter
 from firebox.workers.environment import Environment, Invocation, Outcome, new_request_id
 from firebox.workers.manager import WorkerManager
@@ -169,7 +169,7 @@ class Invoker:
             outcome.init_duration_ms if cold else None,
         )
         env.platform_log([end_line(rid), report])
-        events = [*outcome.log_lines, (0, end_line(rid)), (0, report)]
+        outcome.log_tail.extend((end_line(rid), report))
         self._notify(
             InvokeRecord(
                 name,
@@ -190,5 +190,5 @@ class Invoker:
             executed_version=version,
             payload=outcome.body,
             function_error=None if outcome.status == "ok" else "Unhandled",
-            log_result=tail(events) if log_tail else None,
+            log_result=outcome.log_tail.base64() if log_tail else None,
         )

@@ -12,7 +12,8 @@ import contextlib
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterable
 
 from firebox.store.logs.base import Event, LogStore
 
@@ -49,10 +50,41 @@ def report_line(
     return line
 
 
-def tail(events: list[Event]) -> str:
-    """X-Amz-Log-Result: base64 of the last 4 KB of an invocation's log."""
-    text = "".join(msg + "\n" for _, msg in events).encode()
-    return base64.b64encode(text[-TAIL_BYTES:]).decode()
+class LogTail:
+    """The last TAIL_BYTES of an invocation's log (X-Amz-Log-Result), kept as it is
+    written: never more than that, however much the function prints."""
+
+    __slots__ = ("_lines", "_size")
+
+    def __init__(self) -> None:
+        self._lines: deque[bytes] = deque()
+        self._size = 0
+
+    def add(self, message: str) -> None:
+        # A character is at least one byte: the last TAIL_BYTES characters hold the tail.
+        line = (message[-TAIL_BYTES:] + "\n").encode(errors="replace")[-TAIL_BYTES:]
+        self._lines.append(line)
+        self._size += len(line)
+        while self._size - len(self._lines[0]) >= TAIL_BYTES:
+            self._size -= len(self._lines.popleft())
+
+    def extend(self, messages: Iterable[str]) -> None:
+        for message in messages:
+            self.add(message)
+
+    def extend_tail(self, other: LogTail) -> None:
+        """Append what another tail kept (a cold start's Init output)."""
+        for line in other._lines:
+            self._lines.append(line)
+            self._size += len(line)
+        while self._lines and self._size - len(self._lines[0]) >= TAIL_BYTES:
+            self._size -= len(self._lines.popleft())
+
+    def text(self) -> bytes:
+        return b"".join(self._lines)[-TAIL_BYTES:]
+
+    def base64(self) -> str:
+        return base64.b64encode(self.text()).decode()
 
 
 class LogWriter:

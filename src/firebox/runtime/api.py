@@ -12,14 +12,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
+import logging
 import re
 import socket
 from collections.abc import Callable
 from typing import cast
 
-from firebox.workers.environment import MAX_RESPONSE_BYTES, Environment, RuntimeAPIError
-from firebox.workers.stream import ResponseStream
+from firebox.workers.environment import (
+    MAX_RESPONSE_BYTES,
+    STREAM_TOO_LARGE,
+    Environment,
+    RuntimeAPIError,
+)
+from firebox.workers.stream import MAX_STREAM_BYTES, ResponseStream
+
+log = logging.getLogger(__name__)
 
 _PREFIX = "/2018-06-01/runtime"
 _NEXT = _PREFIX + "/invocation/next"
@@ -27,6 +36,14 @@ _INIT_ERROR = _PREFIX + "/init/error"
 _INVOCATION_RE = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
 MAX_ERROR_BYTES = 1024 * 1024
 MAX_HEAD_BYTES = 64 * 1024
+# A runtime needs one connection (two while an extension or a stream overlaps): more than
+# a few is a function holding the server's descriptors. Past this many, the listener is
+# not read until one closes, so further connects wait in the kernel's backlog.
+MAX_CONNECTIONS = 8
+_BACKLOG = 16
+# A request's head arrives in one write from a runtime on loopback; one that trickles in
+# (slowloris) is cut off after this long.
+HEAD_TIMEOUT_S = 10.0
 
 _REASONS = {
     200: "OK",
@@ -144,15 +161,18 @@ class _Connection(asyncio.Protocol):
         self.on_lost: Callable[[], None] | None = None
         self.close_after = False
         self.waiting: asyncio.Task[None] | None = None  # a /next in progress
+        self._head_deadline: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # asyncio and uvloop both set TCP_NODELAY on TCP transports already.
         self.transport = cast(asyncio.Transport, transport)
         self.server.connections.add(self)
+        self._arm_head_deadline()
 
     def data_received(self, data: bytes) -> None:
+        if not self.buf and self.body is None and self.waiting is None:
+            self._arm_head_deadline()
         self.buf += data
         try:
             self._process()
@@ -161,7 +181,8 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
+        self._disarm_head_deadline()
+        self.server.connection_closed(self)
         self.transport = None
         if self.waiting is not None:
             # The runtime hung up while polling: nothing was taken, nothing is lost.
@@ -174,6 +195,29 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            loop = asyncio.get_running_loop()
+            self._head_deadline = loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if self.body is None and self.waiting is None:
+            self.abort()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and self.transport.is_reading():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_reading():
+            self.transport.resume_reading()
+
     # --- requests -------------------------------------------------------------------
 
     def _process(self) -> None:
@@ -185,6 +229,7 @@ class _Connection(asyncio.Protocol):
                         self._send(_error(431, "InvalidRequest", "request head too large"))
                         self.abort()
                     return
+                self._disarm_head_deadline()
                 head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
                 del self.buf[: end + 4]
                 method, target, version = head[0].split(" ", 2)
@@ -210,6 +255,9 @@ class _Connection(asyncio.Protocol):
             if not self.body.feed(self.buf):
                 return
             done, self.on_body_done, self.body = self.on_body_done, None, None
+            if self.buf:
+                # The next request is already here (pipelined): its head is on the clock.
+                self._arm_head_deadline()
             self.on_lost = None
             reply = done() if done is not None else None
             if reply is not None:
@@ -287,10 +335,34 @@ class _Connection(asyncio.Protocol):
         except RuntimeAPIError as exc:
             return self._discard_then(length, _error(exc.status, exc.error_type, exc.message))
         collect = _Collect(MAX_RESPONSE_BYTES + 1)
-        body = _Body(length, stream.push if stream is not None else collect)
+        target: Callable[[bytes], None] = stream.push if stream is not None else collect
+        received = 0
+        refused = False
+
+        def sink(data: bytes) -> None:
+            # The streamed-size limit holds as the bytes arrive, not at the end: past it
+            # the caller gets the error now and the runtime's connection is cut.
+            nonlocal received, refused
+            if refused:
+                return
+            received += len(data)
+            if received <= MAX_STREAM_BYTES:
+                target(data)
+                return
+            refused = True
+            if stream is not None:
+                env.end_stream(request_id, STREAM_TOO_LARGE)
+            else:
+                with contextlib.suppress(RuntimeAPIError):
+                    env.post_error(request_id, *STREAM_TOO_LARGE)
+            self.abort()
+
+        body = _Body(length, sink)
 
         def finish() -> bytes:
             error = _trailer_error(body.trailers)
+            if refused:
+                return _error(413, "RequestEntityTooLarge", "streamed response too large")
             if stream is not None:
                 env.end_stream(request_id, error)
                 return _ACCEPTED
@@ -300,6 +372,9 @@ class _Connection(asyncio.Protocol):
 
         self.body, self.on_body_done = body, finish
         if stream is not None:
+            # A reader slower than the function holds the runtime back (its connection is
+            # not read) instead of the server holding the bytes.
+            stream.attach(self.pause_reading, self.resume_reading)
             # A runtime that dies mid-stream still ends the stream.
             self.on_lost = lambda: env.end_stream(request_id)
 
@@ -347,21 +422,80 @@ class _Connection(asyncio.Protocol):
 
 
 class RuntimeAPIServer:
-    """Serves one environment's Runtime API until closed."""
+    """Serves one environment's Runtime API until closed, on at most MAX_CONNECTIONS
+    connections at once."""
 
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.connections: set[_Connection] = set()
-        self._listener: asyncio.base_events.Server | None = None
+        self._sock: socket.socket | None = None
+        self._accepting = False
+        # Accepted and not yet closed (a connection counts from accept, before its
+        # protocol is made).
+        self._open = 0
 
     async def start(self, sock: socket.socket) -> None:
+        # Our own descriptor of the listener: the sandbox closes its own when the
+        # environment ends, and a descriptor must never close under a registered reader.
+        own = sock.dup()
+        own.setblocking(False)
+        own.listen(_BACKLOG)
+        self._sock = own
+        self._accept_more()
+
+    def _accept_more(self) -> None:
+        if self._sock is not None and not self._accepting and self._open < MAX_CONNECTIONS:
+            asyncio.get_running_loop().add_reader(self._sock.fileno(), self._on_acceptable)
+            self._accepting = True
+
+    def _stop_accepting(self) -> None:
+        if self._accepting and self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._accepting = False
+
+    def _on_acceptable(self) -> None:
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(lambda: _Connection(self), sock=sock, backlog=16)
+        while self._sock is not None:
+            if self._open >= MAX_CONNECTIONS:
+                self._stop_accepting()
+                return
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # Out of descriptors, or the listener is gone: try again when one closes.
+                log.warning("runtime API of %s cannot accept: %s", self.env.id, exc)
+                self._stop_accepting()
+                return
+            self._open += 1
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            loop.create_task(self._serve(conn))
+
+    async def _serve(self, conn: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: _Connection(self), sock=conn
+            )
+        except OSError:
+            conn.close()
+            self._closed_one()
+
+    def connection_closed(self, conn: _Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._closed_one()
+
+    def _closed_one(self) -> None:
+        self._open -= 1
+        self._accept_more()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._stop_accepting()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         for conn in list(self.connections):
             conn.abort()
 

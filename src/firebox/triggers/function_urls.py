@@ -47,6 +47,9 @@ PRELUDE_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
 PRELUDE_END = b"\x00" * 8
 # A function URL request, like a sync Invoke, carries at most 6 MB.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+# A streamed response's prelude (status, headers, cookies as JSON before eight NUL bytes)
+# is a response head: past this, without its end, the response is refused (502).
+MAX_PRELUDE_BYTES = 64 * 1024
 
 
 def _message(status: int, message: str | None) -> web.Response:
@@ -278,17 +281,46 @@ class UrlServer:
         """RESPONSE_STREAM: pass the function's chunks on as they come. A response made
         with awslambda.HttpResponseStream.from starts with a JSON prelude (statusCode,
         headers, cookies) and eight NUL bytes."""
+        try:
+            return await self._relay(request, stream, task, extra)
+        except (ConnectionError, asyncio.CancelledError):
+            # The client went away: the stream is cancelled (what the function sends next
+            # is dropped, not held) and the invocation runs to its end, unobserved.
+            stream.cancel()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            raise
+
+    async def _relay(
+        self,
+        request: web.Request,
+        stream: ResponseStream,
+        task: asyncio.Future[Any],
+        extra: CIMultiDict[str],
+    ) -> web.StreamResponse:
         chunks = stream.__aiter__()
         status = 200
         headers: CIMultiDict[str] = CIMultiDict({"Content-Type": stream.content_type})
         first = b""
         if stream.content_type == PRELUDE_CONTENT_TYPE:
-            buf = b""
+            buf = bytearray()
             async for chunk in chunks:
+                seen = len(buf)
                 buf += chunk
-                if PRELUDE_END in buf:
+                # Only the new bytes (and the seven before them) can complete the end.
+                if buf.find(PRELUDE_END, max(0, seen - len(PRELUDE_END) + 1)) >= 0:
                     break
-            prelude_raw, _, first = buf.partition(PRELUDE_END)
+                if len(buf) > MAX_PRELUDE_BYTES:
+                    # No end of the prelude in sight: the response cannot be formed.
+                    stream.cancel()
+                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                    log.info(
+                        "function URL %s: streamed prelude over %d bytes",
+                        request.path,
+                        MAX_PRELUDE_BYTES,
+                    )
+                    return self._finish(_message(502, "Internal Server Error"), extra)
+            prelude_raw, _, rest = bytes(buf).partition(PRELUDE_END)
+            first = rest
             try:
                 prelude = json.loads(prelude_raw) if prelude_raw.strip() else {}
             except ValueError:
@@ -306,19 +338,14 @@ class UrlServer:
         for key, value in extra.items():
             response.headers[key] = value
         response.enable_chunked_encoding()
-        try:
-            await response.prepare(request)
-            if first:
-                await response.write(first)
-            async for chunk in chunks:
-                await response.write(chunk)
-            with contextlib.suppress(FireboxError):
-                await task  # an error after streaming began just ends the body, as in Lambda
-            await response.write_eof()
-        except (ConnectionError, asyncio.CancelledError):
-            # The client went away: the invocation still runs to its end, unobserved.
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            raise
+        await response.prepare(request)
+        if first:
+            await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+        with contextlib.suppress(FireboxError):
+            await task  # an error after streaming began just ends the body, as in Lambda
+        await response.write_eof()
         return response
 
     def _finish(self, response: web.Response, extra: CIMultiDict[str]) -> web.Response:

@@ -7,6 +7,7 @@ and the runtime's long-poll on /next (``next_invocation``); no thread hops, no p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from firebox.control.resolve import FunctionVersion
+from firebox.observe.logs import LogTail
 from firebox.sandbox.base import ExitInfo, Sandbox
+from firebox.workers.output import OutputLines
 from firebox.workers.stream import MAX_STREAM_BYTES, ResponseStream
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,20 @@ log = logging.getLogger(__name__)
 # Lambda gives a function's Init phase 10 seconds on on-demand environments.
 INIT_TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+STREAM_TOO_LARGE = (
+    b'{"errorMessage":"Response payload size exceeded the maximum for a streamed '
+    b'response.","errorType":"Function.ResponseSizeTooLarge"}',
+    "Function.ResponseSizeTooLarge",
+)
+# What one invocation (or the Init phase) may write to its log, counted as CloudWatch
+# counts (message bytes + 26 per event); past it, output is dropped and one platform
+# line says so. Settings.log_bytes_per_invoke overrides it.
+LOG_BYTES_PER_INVOKE = 10 * 1024 * 1024
+# One read of a function's output per turn of the event loop: a chatty function is served
+# in turn with everything else, and a full pipe stalls its writer, not the server.
+_READ_BYTES = 65536
+# splice(2) without blocking on the pipe (the log pipe is non-blocking too).
+_SPLICE_F_NONBLOCK = getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
 class State(enum.StrEnum):
@@ -47,7 +64,9 @@ class Invocation:
     result: asyncio.Future[tuple[str, bytes, str]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    log_lines: list[tuple[int, str]] = field(default_factory=list)
+    # The last 4 KB of this invocation's log (LogType=Tail), Init output included on a
+    # cold start.
+    log_tail: LogTail = field(default_factory=LogTail)
     # Where a streamed response goes as it arrives (InvokeWithResponseStream, streaming
     # function URLs); None: a streamed response is collected into one body.
     stream: ResponseStream | None = None
@@ -65,7 +84,7 @@ class Outcome:
     duration_ms: float = 0.0
     init_duration_ms: float | None = None
     max_memory_mb: int = 0
-    log_lines: list[tuple[int, str]] = field(default_factory=list)
+    log_tail: LogTail = field(default_factory=LogTail)
 
 
 class RuntimeAPIError(Exception):
@@ -87,6 +106,7 @@ class Environment:
         sandbox: Sandbox,
         log_stream: str,
         on_log: Callable[[Environment, list[tuple[int, str]]], None],
+        log_bytes_per_invoke: int = LOG_BYTES_PER_INVOKE,
     ) -> None:
         self.fv = fv
         self.sandbox = sandbox
@@ -109,8 +129,9 @@ class Environment:
         # A cold start's invocation also shows the Init phase's output (as Lambda's tail
         # does): lines printed before it arrives wait here.
         self._init_inv: Invocation | None = None
-        self._init_log: list[tuple[int, str]] = []
-        self._log_buf = b""
+        self._init_log = LogTail()
+        self._output = OutputLines(log_bytes_per_invoke)
+        self._devnull: int | None = None
         self._init_started = time.monotonic()
         self._exited = asyncio.Event()
         loop.add_reader(sandbox.log_fd, self._read_logs)
@@ -118,44 +139,83 @@ class Environment:
 
     # --- logs -----------------------------------------------------------------------
 
-    def _read_logs(self) -> None:
-        chunks = []
-        while True:
+    def _read_logs(self, reads: int = 1) -> None:
+        """Take what the function wrote (at most ``reads`` pipe-fulls) into its log."""
+        fd = self.sandbox.log_fd
+        for _ in range(reads):
+            if self._output.dropping:
+                if not self._discard(fd):
+                    return
+                continue
             try:
-                data = os.read(self.sandbox.log_fd, 65536)
+                data = os.read(fd, _READ_BYTES)
             except BlockingIOError:
-                break
+                return
             except OSError:
                 data = b""
             if not data:
-                asyncio.get_running_loop().remove_reader(self.sandbox.log_fd)
-                if self._log_buf:
-                    chunks.append(b"\n")
-                break
-            chunks.append(data)
-            if len(data) < 65536:
-                break
-        if not chunks:
-            return
-        buf = self._log_buf + b"".join(chunks)
-        *lines, self._log_buf = buf.split(b"\n")
+                self._output_ended()
+                return
+            lines, capped = self._output.feed(data)
+            self._emit(lines)
+            if capped:
+                self._say_dropped()
+            if len(data) < _READ_BYTES:
+                return
+
+    def _discard(self, fd: int) -> bool:
+        """Past the cap: move what the function wrote to /dev/null without copying it
+        into the server. False once the pipe is empty (or gone)."""
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            moved = os.splice(fd, self._devnull, _READ_BYTES, flags=_SPLICE_F_NONBLOCK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            moved = 0
+        if not moved:
+            self._output_ended()
+            return False
+        return moved == _READ_BYTES
+
+    def _output_ended(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(self.sandbox.log_fd)
+        self._emit(self._output.flush())
+
+    def _emit(self, lines: list[str]) -> None:
         if not lines:
             return
         ts = _now_ms()
-        events = [(ts, line.decode(errors="replace")) for line in lines]
+        events = [(ts, line) for line in lines]
         target = self._current or self._init_inv
         if target is not None:
-            target.log_lines.extend(events)
+            target.log_tail.extend(lines)
         elif not self._init_done.done():
-            self._init_log.extend(events)
+            self._init_log.extend(lines)
         self._on_log(self, events)
+
+    def _say_dropped(self) -> None:
+        inv = self._current or self._init_inv
+        cap = self._output.cap_bytes
+        if inv is not None:
+            line = (
+                f"RequestId: {inv.request_id} Log output past {cap} bytes in this "
+                "invocation was dropped"
+            )
+        else:
+            line = f"Log output past {cap} bytes outside an invocation was dropped"
+        self.platform_log([line], inv)
+        if self._init_inv is None and not self._init_done.done():
+            self._init_log.add(line)
 
     def platform_log(self, lines: list[str], inv: Invocation | None = None) -> None:
         """Record START/END/REPORT-style lines in this environment's stream."""
         ts = _now_ms()
         events = [(ts, line) for line in lines]
         if inv is not None:
-            inv.log_lines.extend(events)
+            inv.log_tail.extend(lines)
         self._on_log(self, events)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -164,7 +224,7 @@ class Environment:
         try:
             self.exit = await self.sandbox.wait()
         finally:
-            self._read_logs()
+            self._read_logs(reads=4)
             self.state = State.DEAD
             self._exited.set()
             reason = self.exit.describe() if self.exit else "unknown"
@@ -183,6 +243,9 @@ class Environment:
             loop.remove_reader(self.sandbox.log_fd)
         except (ValueError, OSError):
             pass
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
         self.sandbox.close()
 
     def kill(self) -> None:
@@ -227,7 +290,7 @@ class Environment:
             self.kill()
             return ("init_error", b"Init phase timed out", "Runtime.InitTimeout")
         # Init output belongs to the stream, not to the first invocation's tail.
-        self._init_log = []
+        self._init_log = LogTail()
         if result is None and self.state == State.INIT:
             self.state = State.IDLE
         return result
@@ -300,11 +363,7 @@ class Environment:
         if inv is None or inv.request_id != request_id or inv.result.done():
             return
         if inv.stream is not None and inv.stream.size > MAX_STREAM_BYTES:
-            error = (
-                b'{"errorMessage":"Response payload size exceeded the maximum for a streamed '
-                b'response.","errorType":"Function.ResponseSizeTooLarge"}',
-                "Function.ResponseSizeTooLarge",
-            )
+            error = STREAM_TOO_LARGE
         if error is not None:
             inv.result.set_result(("error", error[0], error[1]))
         else:
@@ -341,8 +400,8 @@ class Environment:
         cold = self.invocations == 1
         init_ms: float | None = None
         if cold:
-            inv.log_lines.extend(self._init_log)
-            self._init_log = []
+            inv.log_tail.extend_tail(self._init_log)
+            self._init_log = LogTail()
             self._init_inv = inv
             try:
                 init = await asyncio.wait_for(
@@ -356,13 +415,13 @@ class Environment:
                     "init_error",
                     _error_body("Runtime.InitTimeout", "Init phase timed out"),
                     "Runtime.InitTimeout",
-                    log_lines=inv.log_lines,
+                    log_tail=inv.log_tail,
                 )
             init_ms = self.init_duration_ms
             if init is not None:
                 kind, body, err = init
                 # The runtime printed its error before reporting it: take that output now.
-                self._read_logs()
+                self._read_logs(reads=4)
                 self._init_inv = None
                 self.kill()
                 if kind == "crash":
@@ -375,7 +434,7 @@ class Environment:
                         ),
                         "Runtime.ExitError",
                         init_duration_ms=init_ms,
-                        log_lines=inv.log_lines,
+                        log_tail=inv.log_tail,
                     )
                 return Outcome(
                     inv.request_id,
@@ -383,10 +442,11 @@ class Environment:
                     body or _error_body(err, err),
                     err,
                     init_duration_ms=init_ms,
-                    log_lines=inv.log_lines,
+                    log_tail=inv.log_tail,
                 )
             self._init_inv = None
         started = time.monotonic()
+        self._output.new_period()
         self._queued = inv
         self._queued_signal.set()
         try:
@@ -406,14 +466,14 @@ class Environment:
                 duration,
                 init_ms,
                 self.sandbox.max_memory_used_mb(),
-                inv.log_lines,
+                inv.log_tail,
             )
         duration = (time.monotonic() - started) * 1000
         if inv.stream is not None:
             inv.stream.close()
         # The runtime flushed its output before replying: take it now, so that it is
         # attributed to this invocation and not the next.
-        self._read_logs()
+        self._read_logs(reads=4)
         self._current = None
         self.last_used = time.monotonic()
         if kind == "crash":
@@ -431,7 +491,7 @@ class Environment:
                 duration,
                 init_ms,
                 self.sandbox.max_memory_used_mb(),
-                inv.log_lines,
+                inv.log_tail,
             )
         if self.state == State.BUSY:
             self.state = State.IDLE
@@ -444,7 +504,7 @@ class Environment:
             duration,
             init_ms,
             self.sandbox.max_memory_used_mb(),
-            inv.log_lines,
+            inv.log_tail,
         )
 
 

@@ -242,7 +242,7 @@ class WorkerManager:
             self._all[env.id] = env
             self._spawn(self._reap_on_exit(env))
             return env
-        env = Environment(fv, sandbox, stream, self._on_log)
+        env = Environment(fv, sandbox, stream, self._on_log, self.settings.log_bytes_per_invoke)
         server = RuntimeAPIServer(env)
         await server.start(sandbox.runtime_api)
         self._servers[env.id] = server

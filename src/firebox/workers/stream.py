@@ -17,22 +17,38 @@ comes back in the invoke result as usual.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-# Lambda's limit on a streamed response (a soft limit there; a hard one here).
-MAX_STREAM_BYTES = 20 * 1024 * 1024
+# Lambda's default limit on a streamed response (200 MB since July 2025; 20 MB before),
+# enforced as the bytes arrive.
+MAX_STREAM_BYTES = 200 * 1024 * 1024
+# Bytes held for a slow reader before the runtime is told to wait (its connection stops
+# being read), and the level at which it may go on.
+HIGH_WATER_BYTES = 1024 * 1024
+LOW_WATER_BYTES = 256 * 1024
 
 
 class ResponseStream:
+    """Chunks from one producer (a runtime's connection) to one reader, holding at most
+    about HIGH_WATER_BYTES: past that the producer is paused until the reader catches up.
+    A reader that goes away cancels the stream: what follows is dropped, not held."""
+
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._ready = asyncio.Event()
         self._started = asyncio.Event()
         self._closed = False
+        self.cancelled = False
         self.content_type = "application/octet-stream"
         # The version that answers (known once an environment took the invocation).
         self.version = ""
         self.size = 0
+        self._pause: Callable[[], None] | None = None
+        self._resume: Callable[[], None] | None = None
+        self._paused = False
 
     @property
     def started(self) -> bool:
@@ -46,16 +62,40 @@ class ResponseStream:
         self.version = version
         self._started.set()
 
+    def attach(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        """How to hold the producer back (and let it go on)."""
+        self._pause, self._resume = pause, resume
+
     def push(self, chunk: bytes) -> None:
-        if chunk and not self._closed:
-            self.size += len(chunk)
-            self._queue.put_nowait(chunk)
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self._closed:
+            return
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        self._ready.set()
+        if self._buffered > HIGH_WATER_BYTES and not self._paused and self._pause is not None:
+            self._paused = True
+            self._pause()
 
     def close(self) -> None:
         """No more chunks (idempotent): iteration ends after what was pushed."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put_nowait(None)
+        self._closed = True
+        self._ready.set()
+        self._let_go()
+
+    def cancel(self) -> None:
+        """The reader went away: drop what is held and whatever comes next."""
+        self.cancelled = True
+        self._chunks.clear()
+        self._buffered = 0
+        self.close()
+
+    def _let_go(self) -> None:
+        if self._paused and self._resume is not None:
+            self._paused = False
+            self._resume()
 
     # --- consumer side ----------------------------------------------------------------
 
@@ -71,7 +111,14 @@ class ResponseStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
-            chunk = await self._queue.get()
-            if chunk is None:
-                return
+            if not self._chunks:
+                if self._closed:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            chunk = self._chunks.popleft()
+            self._buffered -= len(chunk)
+            if self._buffered <= LOW_WATER_BYTES:
+                self._let_go()
             yield chunk
