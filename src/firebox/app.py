@@ -47,6 +47,7 @@ from firebox.settings import Settings
 from firebox.store.code.files import FileCodeStore
 from firebox.store.logs.sqlite import SqliteLogStore
 from firebox.store.metadata.sqlite import SqliteMetadataStore
+from firebox.store.private import private_dir
 from firebox.store.queue.base import EventQueue
 from firebox.store.queue.sqlite import SqliteEventQueue
 from firebox.triggers import Triggers
@@ -90,8 +91,9 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         data = settings.data_dir
-        data.mkdir(parents=True, exist_ok=True)
-        data.chmod(0o711)
+        # Only the server enters the data dir: sandboxes get their code and layers by
+        # bind mounts made as root, never through this path.
+        private_dir(data)
         creds = load_credentials(settings)
         assert creds is not None
         self.credentials: RootCredentials = creds

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firebox.settings import Settings
+from firebox.store.private import private_dir
 
 FILE_NAME = "credentials.json"
 
@@ -38,7 +39,7 @@ def load_credentials(settings: Settings, create: bool = True) -> RootCredentials
         if not create:
             return None
     creds = _generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

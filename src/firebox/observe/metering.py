@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from firebox.store.private import connect_private
+
 if TYPE_CHECKING:
     from firebox.invoke.sync import InvokeRecord
 
@@ -59,7 +61,7 @@ class Prices:
 class Meter:
     def __init__(self, path: Path, prices: Prices) -> None:
         self.prices = prices
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
         self._lock = threading.Lock()

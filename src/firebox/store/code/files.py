@@ -10,19 +10,18 @@ import zipfile
 from pathlib import Path
 
 from firebox.store.code.zipfiles import extract, open_zip
+from firebox.store.private import private_dir
 
 
 class FileCodeStore:
     def __init__(self, root: Path) -> None:
         self._zips = root / "zips"
         self._trees = root / "trees"
-        self._zips.mkdir(parents=True, exist_ok=True)
-        self._trees.mkdir(parents=True, exist_ok=True)
-        # Sandboxed functions run as nobody and must be able to traverse to their own tree
-        # (but not list the others: 0711).
-        os.chmod(root, 0o711)
-        os.chmod(self._trees, 0o711)
-        os.chmod(self._zips, 0o700)
+        # The sandbox bind-mounts a tree as root before it drops to nobody: nobody reads
+        # inside a tree (0755), never the way to it.
+        private_dir(self._zips)
+        private_dir(self._trees)
+        private_dir(root)
 
     def _zip_path(self, sha: str) -> Path:
         return self._zips / f"{sha}.zip"

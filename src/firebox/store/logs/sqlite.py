@@ -4,13 +4,13 @@ time so that GetLogEvents and FilterLogEvents page without reading whole streams
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from firebox.store.logs.base import Cursor, Event, GroupInfo, StoredEvent, StreamInfo
+from firebox.store.private import connect_private
 
 DAY_MS = 86_400_000
 
@@ -52,10 +52,9 @@ def _now_ms() -> int:
 
 class SqliteLogStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # One connection behind a lock: writes come in batches from the log writer's thread,
         # reads from API threads; WAL keeps a crash from tearing a batch.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # Logs are best effort across a power cut (like CloudWatch's agent buffers).
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from firebox.store.metadata.base import Delete, DeletePrefix, Doc, Put, Write
+from firebox.store.private import connect_private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -31,10 +31,9 @@ def _prefix_end(prefix: str) -> str:
 
 class SqliteMetadataStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by threads; the lock makes each call a unit. Control-plane
         # traffic is light, and a single writer is what SQLite wants anyway.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a write acknowledged to a client must survive power loss, not just a crash.
         self._db.execute("PRAGMA synchronous=FULL")

@@ -12,13 +12,13 @@ when the store opens, and events that were in flight when it died are due at onc
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from firebox.store.private import connect_private
 from firebox.store.queue.base import (
     Completion,
     DeadLetter,
@@ -70,9 +70,8 @@ def _event(row: tuple[Any, ...]) -> QueuedEvent:
 
 class SqliteEventQueue:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # One connection, one lock: SQLite has a single writer anyway, and callers batch.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
