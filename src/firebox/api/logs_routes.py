@@ -62,6 +62,9 @@ MAX_EVENTS = 10_000
 MAX_RESPONSE_BYTES = 1_048_576
 # How many stored events one FilterLogEvents call reads before it returns a nextToken.
 FILTER_SCAN_LIMIT = 100_000
+# Seconds one FilterLogEvents call searches before it answers with what it found and a
+# nextToken: a costly pattern over many large events costs only its own request.
+FILTER_BUDGET_S = 1.0
 
 MAX_TAGS = 50
 NO_GROUP = "The specified log group does not exist."
@@ -541,6 +544,7 @@ class LogsApi:
                 limit,
                 FILTER_SCAN_LIMIT,
                 required_terms(pattern),
+                FILTER_BUDGET_S,
             )
         except KeyError:
             raise LogsResourceNotFound(NO_GROUP) from None

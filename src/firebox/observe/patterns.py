@@ -3,7 +3,9 @@
 Supported, as CloudWatch reads them (case sensitive):
 - terms: ``ERROR timeout`` (all of them), ``"exact phrase"``, ``?ERROR ?WARN`` (any of
   them), ``-DEBUG`` (none of them), mixed freely;
-- regular expressions: ``%ERROR [0-9]+%``;
+- regular expressions: ``%ERROR [0-9]+%``, in CloudWatch's limited syntax (letters, digits,
+  ``: _ # = @ / ; , -`` and space, the operators ``^ $ ? [ ] { } | \\ * + .``; no groups),
+  run by RE2, whose time is linear in the message whatever the pattern;
 - space-delimited patterns: ``[ip, user, ..., status = 4*, size > 1000]`` over fields split
   at spaces ("quoted" and [bracketed] fields are one field), ``...`` for any run of fields,
   conditions = != < <= > >= and ``||`` / ``&&`` between conditions of one field;
@@ -11,6 +13,9 @@ Supported, as CloudWatch reads them (case sensitive):
   =, !=, <, <=, >, >=, IS TRUE / FALSE / NULL, NOT EXISTS, ``*`` wildcards in strings,
   nested selectors ``$.a.b[0]``.
 Anything else raises InvalidParameterException, as CloudWatch does for a bad pattern.
+
+Every match runs in time linear in the message (RE2, greedy wildcards, a set-of-states
+scan for ``...``), so no pattern can make one request stall the server.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import re
 import shlex
 from collections.abc import Callable
 from typing import Any
+
+import re2
 
 from firebox.errors import LogsInvalidParameter
 
@@ -31,21 +38,41 @@ def _invalid(pattern: str, why: str) -> LogsInvalidParameter:
     return LogsInvalidParameter(f"Invalid filter pattern {pattern!r}: {why}")
 
 
+# FilterLogEvents' filterPattern (botocore's logs model: at most 1,024 characters).
+MAX_PATTERN_CHARS = 1024
+# CloudWatch's regex filter syntax: these characters and nothing else (no parentheses,
+# no multi-byte characters). Space is allowed too: a log line's words are separated by it.
+_REGEX_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_#=@/;,- ^$?[]{}|\\*+."
+)
+
+
+def _regex(pattern: str, body: str) -> Predicate:
+    bad = sorted(set(body) - _REGEX_CHARS)
+    if bad:
+        raise _invalid(pattern, f"a regular expression cannot contain {''.join(bad)!r}")
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        regex = re2.compile(body, options)
+    except re2.error as exc:
+        raise _invalid(pattern, str(exc)) from None
+    return lambda message: regex.search(message) is not None
+
+
 def compile_pattern(pattern: str | None) -> Predicate:
     text = (pattern or "").strip()
     if not text:
         return lambda _message: True
+    if len(text) > MAX_PATTERN_CHARS:
+        raise _invalid(text[:64] + "...", f"longer than {MAX_PATTERN_CHARS} characters")
     if text.startswith("{"):
         if not text.endswith("}"):
             raise _invalid(text, "a JSON pattern must end with '}'")
         test = _JsonParser(text, text[1:-1]).parse()
         return lambda message: test(_as_json(message))
     if len(text) >= 2 and text.startswith("%") and text.endswith("%"):
-        try:
-            regex = re.compile(text[1:-1])
-        except re.error as exc:
-            raise _invalid(text, str(exc)) from None
-        return lambda message: regex.search(message) is not None
+        return _regex(text, text[1:-1])
     if text.startswith("["):
         if not text.endswith("]"):
             raise _invalid(text, "a space-delimited pattern must end with ']'")
@@ -255,7 +282,7 @@ def _comparison(path: list[str | int], op: str, vkind: str, raw: str, pattern: s
         return numeric
     number = _number(raw) if vkind == "word" else None
     text = json.loads(raw) if vkind == "str" else raw
-    regex = re.compile("^" + ".*".join(re.escape(p) for p in text.split("*")) + "$", re.S)
+    wildcard = _wildcard(text)
 
     def equal(doc: Any) -> bool:
         v = _select(doc, path)
@@ -266,15 +293,40 @@ def _comparison(path: list[str | int], op: str, vkind: str, raw: str, pattern: s
         if number is not None and isinstance(v, int | float):
             return float(v) == number
         if isinstance(v, list):
-            return any(isinstance(x, str) and regex.match(x) for x in v)
-        return regex.match(str(v)) is not None
+            return any(isinstance(x, str) and wildcard(x) for x in v)
+        return wildcard(str(v))
 
     if op == "=":
         return equal
     return lambda doc: _select(doc, path) is not _MISSING and not equal(doc)
 
 
-_FIELD = re.compile(r'"[^"]*"|\[[^\]]*\]|\S+')
+def _wildcard(text: str) -> Callable[[str], bool]:
+    """A whole-value match where ``*`` stands for any run of characters. Taking each
+    piece at its leftmost place is enough (nothing but ``*`` varies), so the time is
+    linear in the value: a backtracking regex of many ``.*`` would not be."""
+    if "*" not in text:
+        return lambda value: value == text
+    first, *middle, last = text.split("*")
+
+    def match(value: str) -> bool:
+        end = len(value) - len(last)
+        if end < len(first) or not value.startswith(first) or not value.endswith(last):
+            return False
+        pos = len(first)
+        for piece in middle:
+            found = value.find(piece, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(piece)
+        return True
+
+    return match
+
+
+# RE2: an unclosed "[" or '"' before many others costs a backtracking engine a rescan of
+# the rest of the message from each of them.
+_FIELD = re2.compile(r'"[^"]*"|\[[^\]]*\]|\S+')
 _FIELD_COND = re.compile(r"^\s*([A-Za-z0-9_$]+)\s*(!=|<=|>=|=|<|>)\s*(.+?)\s*$")
 
 
@@ -324,18 +376,42 @@ def _delimited(pattern: str, body: str) -> Predicate:
     specs = [p for p in body.split(",")] if body.strip() else []
     fields: list[Callable[[str], bool] | None | str] = []
     for spec in specs:
-        fields.append("..." if spec.strip() == "..." else _field_test(pattern, spec))
+        if spec.strip() == "...":
+            if not fields or fields[-1] != "...":  # "..., ..." says no more than "..."
+                fields.append("...")
+        else:
+            fields.append(_field_test(pattern, spec))
 
-    def match_from(values: list[str], i: int, j: int) -> bool:
-        if i == len(fields):
-            return j == len(values)
-        f = fields[i]
-        if f == "...":
-            return any(match_from(values, i + 1, k) for k in range(j, len(values) + 1))
-        if j >= len(values):
-            return False
-        if f is not None and not f(values[j]):  # type: ignore[operator]
-            return False
-        return match_from(values, i + 1, j + 1)
+    def match(message: str) -> bool:
+        # The set of fields that could come next, advanced one value at a time (a "..."
+        # both stays and steps on): time in values × fields, never exponential.
+        count = len(fields)
 
-    return lambda message: match_from(_message_fields(message), 0, 0)
+        def closure(states: set[int]) -> set[int]:
+            out: set[int] = set()
+            stack = list(states)
+            while stack:
+                i = stack.pop()
+                if i not in out:
+                    out.add(i)
+                    if i < count and fields[i] == "...":
+                        stack.append(i + 1)
+            return out
+
+        states = closure({0})
+        for value in _message_fields(message):
+            following: set[int] = set()
+            for i in states:
+                if i == count:
+                    continue
+                f = fields[i]
+                if f == "...":
+                    following.add(i)
+                elif f is None or f(value):  # type: ignore[operator]
+                    following.add(i + 1)
+            if not following:
+                return False
+            states = closure(following)
+        return count in states
+
+    return match

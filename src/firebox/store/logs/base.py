@@ -97,9 +97,12 @@ class LogStore(Protocol):
         limit: int,
         scan_limit: int,
         must_contain: Sequence[str] = (),
+        budget_s: float | None = None,
     ) -> tuple[list[StoredEvent], Cursor | None]:
         """Matching events across streams in timestamp order, and where to resume (None when
-        the search is complete). Stops after ``limit`` matches or ``scan_limit`` events.
+        the search is complete). Stops after ``limit`` matches, ``scan_limit`` events or
+        ``budget_s`` seconds of searching, as CloudWatch's FilterLogEvents returns a page
+        with a nextToken when its search time is up.
         ``must_contain``: substrings every match has (a pre-filter the backend may use)."""
 
     def sweep(self, now_ms: int) -> int:

@@ -292,7 +292,9 @@ class SqliteLogStore:
         limit: int,
         scan_limit: int,
         must_contain: Sequence[str] = (),
+        budget_s: float | None = None,
     ) -> tuple[list[StoredEvent], Cursor | None]:
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         with self._lock:
             gid, min_ts = self._group_or_raise(group)
             names = dict(
@@ -333,6 +335,9 @@ class SqliteLogStore:
                 # Rows are read lazily: a page that fills early stops reading early.
                 for n, (eid, sid, ts, ingest, message) in enumerate(cursor):
                     if n == scan_limit:
+                        return found, last
+                    if deadline is not None and n % 16 == 15 and time.monotonic() > deadline:
+                        # Out of time: a page now, the rest on the next call.
                         return found, last
                     last = (ts, eid)
                     if match(message):
