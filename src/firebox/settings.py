@@ -87,6 +87,9 @@ class Settings:
     # CloudWatch counts (message bytes + 26 per event): past it the rest is dropped and
     # one line in the log says so. Lines are cut into events of at most 256 KB.
     log_bytes_per_invoke: int = 10 * 1024 * 1024
+    # A Runtime API request head that has not fully arrived after this long is cut off
+    # (a runtime on loopback sends it in one write; a slowloris trickles it).
+    runtime_api_head_timeout_s: float = 10.0
 
     log_level: str = "info"
 

@@ -41,9 +41,6 @@ MAX_HEAD_BYTES = 64 * 1024
 # not read until one closes, so further connects wait in the kernel's backlog.
 MAX_CONNECTIONS = 8
 _BACKLOG = 16
-# A request's head arrives in one write from a runtime on loopback; one that trickles in
-# (slowloris) is cut off after this long.
-HEAD_TIMEOUT_S = 10.0
 
 _REASONS = {
     200: "OK",
@@ -198,7 +195,7 @@ class _Connection(asyncio.Protocol):
     def _arm_head_deadline(self) -> None:
         if self._head_deadline is None:
             loop = asyncio.get_running_loop()
-            self._head_deadline = loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
+            self._head_deadline = loop.call_later(self.server.head_timeout_s, self._head_too_slow)
 
     def _disarm_head_deadline(self) -> None:
         if self._head_deadline is not None:
@@ -425,8 +422,10 @@ class RuntimeAPIServer:
     """Serves one environment's Runtime API until closed, on at most MAX_CONNECTIONS
     connections at once."""
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: Environment, head_timeout_s: float = 10.0) -> None:
         self.env = env
+        # A request head not complete after this long is cut off (slowloris).
+        self.head_timeout_s = head_timeout_s
         self.connections: set[_Connection] = set()
         self._sock: socket.socket | None = None
         self._accepting = False

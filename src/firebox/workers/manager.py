@@ -243,7 +243,7 @@ class WorkerManager:
             self._spawn(self._reap_on_exit(env))
             return env
         env = Environment(fv, sandbox, stream, self._on_log, self.settings.log_bytes_per_invoke)
-        server = RuntimeAPIServer(env)
+        server = RuntimeAPIServer(env, self.settings.runtime_api_head_timeout_s)
         await server.start(sandbox.runtime_api)
         self._servers[env.id] = server
         self._all[env.id] = env
