@@ -37,8 +37,12 @@ STREAM_TOO_LARGE = (
 # line says so. Settings.log_bytes_per_invoke overrides it.
 LOG_BYTES_PER_INVOKE = 10 * 1024 * 1024
 # One read of a function's output per turn of the event loop: a chatty function is served
-# in turn with everything else, and a full pipe stalls its writer, not the server.
-_READ_BYTES = 65536
+# in turn with everything else, and a full pipe stalls its writer, not the server. 8 KB
+# of short lines is about 500 events, a millisecond or two of work; larger reads let one
+# function's lines hold the loop for tens of milliseconds at a time.
+_READ_BYTES = 8192
+# Past the cap, output is moved to /dev/null in the kernel: a whole pipe at a time.
+_DISCARD_BYTES = 65536
 # splice(2) without blocking on the pipe (the log pipe is non-blocking too).
 _SPLICE_F_NONBLOCK = getattr(os, "SPLICE_F_NONBLOCK", 2)
 
@@ -169,7 +173,7 @@ class Environment:
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            moved = os.splice(fd, self._devnull, _READ_BYTES, flags=_SPLICE_F_NONBLOCK)
+            moved = os.splice(fd, self._devnull, _DISCARD_BYTES, flags=_SPLICE_F_NONBLOCK)
         except BlockingIOError:
             return False
         except OSError:
@@ -177,7 +181,7 @@ class Environment:
         if not moved:
             self._output_ended()
             return False
-        return moved == _READ_BYTES
+        return moved == _DISCARD_BYTES
 
     def _output_ended(self) -> None:
         with contextlib.suppress(ValueError, OSError):
@@ -224,7 +228,7 @@ class Environment:
         try:
             self.exit = await self.sandbox.wait()
         finally:
-            self._read_logs(reads=4)
+            self._read_logs(reads=8)
             self.state = State.DEAD
             self._exited.set()
             reason = self.exit.describe() if self.exit else "unknown"
@@ -421,7 +425,7 @@ class Environment:
             if init is not None:
                 kind, body, err = init
                 # The runtime printed its error before reporting it: take that output now.
-                self._read_logs(reads=4)
+                self._read_logs(reads=8)
                 self._init_inv = None
                 self.kill()
                 if kind == "crash":
@@ -473,7 +477,7 @@ class Environment:
             inv.stream.close()
         # The runtime flushed its output before replying: take it now, so that it is
         # attributed to this invocation and not the next.
-        self._read_logs(reads=4)
+        self._read_logs(reads=8)
         self._current = None
         self.last_used = time.monotonic()
         if kind == "crash":
