@@ -24,7 +24,7 @@ from firebox.api import (
     streaming_routes,
     usage_routes,
 )
-from firebox.api.server import build_api, presign_code_url
+from firebox.api.server import LINGERING_TIME_S, build_api, presign_code_url
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.aliases import Aliases
 from firebox.control.catalog import FUNCTION, VERSION, Catalog
@@ -215,7 +215,9 @@ class App:
         await self.backend.start()
         self.limiter.set_reserved(self.functions.reserved_by_function())
         web_app = build_api(self, self.registrars)
-        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            web_app, access_log=None, handle_signals=False, lingering_time=LINGERING_TIME_S
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()

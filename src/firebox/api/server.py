@@ -8,6 +8,7 @@ handlers only raise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -57,6 +58,10 @@ _HASH_INLINE_BYTES = 256 * 1024
 # A refused request whose unread body is larger than this is answered on a connection
 # that then closes, instead of being read and thrown away.
 _DRAIN_UNREAD_BYTES = 64 * 1024
+# aiohttp reads and discards an unread body for up to 10 s after the answer by default
+# ("lingering"): a refused 4 GB upload would be taken in anyway. The servers run with
+# none; what must be drained is drained by _refuse.
+LINGERING_TIME_S = 0.0
 
 
 def json_response(
@@ -113,9 +118,9 @@ async def _front_door(request: web.Request, handler: Handler) -> web.StreamRespo
         request = await _admit(request)
         response = await handler(request)
     except FireboxError as exc:
-        return _refuse(request, error_response(exc, _protocol(request), request_id))
+        return await _refuse(request, error_response(exc, _protocol(request), request_id))
     except web.HTTPNotFound:
-        return _refuse(
+        return await _refuse(
             request,
             error_response(
                 UnknownOperation(f"No operation at {request.method} {request.path}"),
@@ -124,7 +129,7 @@ async def _front_door(request: web.Request, handler: Handler) -> web.StreamRespo
             ),
         )
     except web.HTTPMethodNotAllowed:
-        return _refuse(
+        return await _refuse(
             request,
             error_response(
                 UnknownOperation(f"{request.method} is not allowed on {request.path}"),
@@ -143,11 +148,17 @@ async def _front_door(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-def _refuse(request: web.Request, response: web.Response) -> web.Response:
-    """An error answer; a large unread body is not read: the connection closes instead."""
+async def _refuse(request: web.Request, response: web.Response) -> web.Response:
+    """An error answer. A small unread body is read and dropped, so the connection stays
+    usable (closing on unread data resets it under the client's answer); a large one is
+    not read at all: the connection closes after the answer (the server runs with no
+    lingering, see LINGERING_TIME_S)."""
     if not request.content.at_eof():
         length = request.content_length
-        if length is None or length > _DRAIN_UNREAD_BYTES:
+        if length is not None and length <= _DRAIN_UNREAD_BYTES:
+            with contextlib.suppress(Exception):
+                await request.content.read()
+        else:
             response.force_close()
     return response
 

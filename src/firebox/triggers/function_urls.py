@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from firebox.api.server import LINGERING_TIME_S
 from firebox.api.sigv4 import check_headers, check_signature
 from firebox.arn import FunctionRef
 from firebox.errors import FireboxError, ResourceNotFound, TooManyRequests
@@ -66,14 +67,18 @@ def _closing(response: web.Response) -> web.Response:
     return response
 
 
-def _forbidden(request: web.Request) -> web.Response:
-    """403 before the body is read: a small one is read and dropped as usual (closing on
-    unread data would reset the connection under the client's answer); a large one
-    closes the connection instead."""
+async def _forbidden(request: web.Request) -> web.Response:
+    """403 before the body is read: a small one is read and dropped (closing on unread
+    data would reset the connection under the client's answer); a large one is not read,
+    and the connection closes after the answer."""
     response = _message(403, "Forbidden")
     length = request.content_length
-    if not request.content.at_eof() and (length is None or length > 64 * 1024):
-        _closing(response)
+    if not request.content.at_eof():
+        if length is not None and length <= 64 * 1024:
+            with contextlib.suppress(Exception):
+                await request.content.read()
+        else:
+            _closing(response)
     return response
 
 
@@ -143,7 +148,9 @@ class UrlServer:
     async def start(self) -> None:
         web_app = web.Application(client_max_size=MAX_BODY_BYTES)
         web_app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            web_app, access_log=None, handle_signals=False, lingering_time=LINGERING_TIME_S
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, self.app.settings.host, self.app.settings.url_port, reuse_address=True
@@ -200,13 +207,13 @@ class UrlServer:
                     request.headers, self.app.secret_for, self.app.settings.max_clock_skew_s
                 )
             except FireboxError:
-                return _forbidden(request)
+                return await _forbidden(request)
             if signed.caller.service != "lambda":
-                return _forbidden(request)
+                return await _forbidden(request)
         elif not self.app.triggers.policies.allows(
             name, qualifier, "lambda:InvokeFunctionUrl", url_auth_type="NONE", anonymous=True
         ):
-            return _forbidden(request)
+            return await _forbidden(request)
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _closing(_message(413, "Request Entity Too Large"))
         try:
