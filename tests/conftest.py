@@ -20,6 +20,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
+# PostgreSQL and S3 fixtures (a module of their own: pg_url, s3_service, s3_bucket, s3_env).
+from services import pg_url, s3_bucket, s3_env, s3_service  # noqa: F401
+
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
 needs_root = pytest.mark.skipif(

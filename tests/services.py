@@ -1,0 +1,135 @@
+"""Real services for the tests: a fresh PostgreSQL database per test, and an S3-compatible
+server (Ceph's radosgw, tests/rgw.py) started once per session with a fresh bucket per
+test. conftest.py imports the fixtures from here.
+
+- FIREBOX_TEST_POSTGRES: a URL of the PostgreSQL server to create databases on
+  (default postgresql://postgres@127.0.0.1:5432/postgres).
+- FIREBOX_TEST_RGW_DIR: the directory of a radosgw already started with tests/rgw.py
+  (.ci/run starts one); without it the session starts its own and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import os
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rgw
+
+PG_SERVER = os.environ.get("FIREBOX_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+_names = itertools.count()
+
+
+@functools.cache
+def postgres_problem() -> str | None:
+    """None if PostgreSQL can be used, else why not."""
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        return f"psycopg / psycopg-pool not installed (pip install -e '.[test]'): {exc}"
+    try:
+        psycopg.connect(PG_SERVER, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {PG_SERVER}: {exc}"
+    return None
+
+
+def database_url(name: str) -> str:
+    """The server's URL with another database name."""
+    parts = urllib.parse.urlsplit(PG_SERVER)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty database (its URL), dropped afterwards with whatever still uses it."""
+    import psycopg
+
+    name = f"fbt_{os.getpid()}_{next(_names)}_{time.monotonic_ns() % 10**6}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(name)
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test."""
+    problem = postgres_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[rgw.Rgw]:
+    """An S3-compatible server: the one .ci/run started, or one of this session's own."""
+    shared = os.environ.get("FIREBOX_TEST_RGW_DIR")
+    if shared:
+        found = rgw.running(Path(shared))
+        if found is None:
+            pytest.fail(f"FIREBOX_TEST_RGW_DIR={shared} names no running radosgw")
+        yield found
+        return
+    own = Path(tempfile.mkdtemp(prefix="firebox-rgw-"))
+    try:
+        # Installs the packages where it can (root, apt-get): CI machines start bare.
+        started = rgw.start(own, install_packages=True)
+    except rgw.RgwError as exc:
+        pytest.skip(f"no S3-compatible server for these tests: {exc}")
+    try:
+        yield started
+    finally:
+        rgw.stop(own)
+
+
+def s3_client(service: rgw.Rgw) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=service.endpoint,
+        region_name=service.region,
+        aws_access_key_id=service.access_key,
+        aws_secret_access_key=service.secret_key,
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_service: rgw.Rgw) -> Iterator[str]:
+    """A fresh bucket (its name), emptied and deleted afterwards."""
+    client = s3_client(s3_service)
+    name = f"fbt-{os.getpid()}-{next(_names)}-{time.monotonic_ns() % 10**6}"
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=obj["Key"])
+        client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def s3_env(s3_service: rgw.Rgw, monkeypatch: pytest.MonkeyPatch) -> rgw.Rgw:
+    """The standard AWS variables pointing at the server, for code that reads them
+    (boto3 in this process, and `firebox serve` processes started by the test)."""
+    for key, value in s3_service.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_service
