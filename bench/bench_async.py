@@ -320,18 +320,23 @@ def main() -> None:
         )
         rows += run_server("sqlite", base / "data", "", args)
         if args.postgres:
+            from firebox.store.postgres import PostgresDatabase
             from firebox.store.queue.postgres import PostgresEventQueue
 
             for kind in ("raw", "server"):
                 with pg_schema(args.postgres) as url:
                     if kind == "raw":
-                        rows += run_backend(
-                            "postgres",
-                            lambda u=url: PostgresEventQueue(u, "bench"),
-                            n,
-                            c,
-                            args.pollers,
-                        )
+                        db = PostgresDatabase(url)
+                        try:
+                            rows += run_backend(
+                                "postgres",
+                                lambda d=db: PostgresEventQueue(d, "bench"),
+                                n,
+                                c,
+                                args.pollers,
+                            )
+                        finally:
+                            db.close()
                     else:
                         rows += run_server("postgres", base / "data-pg", url, args)
 

@@ -22,6 +22,7 @@ from firebox.observe.metering import Meter, Prices
 from firebox.observe.metrics import LiveState, Metrics
 from firebox.observe.patterns import compile_pattern, required_terms
 from firebox.store.logs.sqlite import SqliteLogStore
+from firebox.store.metering.sqlite import SqliteUsageStore
 
 
 def timed(fn, repeat: int = 5) -> float:
@@ -109,7 +110,7 @@ def main() -> None:
         store.close()
 
         metrics = Metrics()
-        meter = Meter(Path(tmp) / "metering.db", Prices(0.0000166667, 0.2))
+        meter = Meter(SqliteUsageStore(Path(tmp) / "metering.db"), Prices(0.0000166667, 0.2))
         recs = [
             InvokeRecord(
                 f"fn{i % 100}",

@@ -45,8 +45,13 @@ from firebox.observe.metrics import Metrics
 from firebox.sandbox.base import SandboxBackend, SandboxUnavailable
 from firebox.settings import Settings
 from firebox.store.code.files import FileCodeStore
+from firebox.store.logs.base import LogStore
 from firebox.store.logs.sqlite import SqliteLogStore
+from firebox.store.metadata.base import MetadataStore
 from firebox.store.metadata.sqlite import SqliteMetadataStore
+from firebox.store.metering.base import UsageStore
+from firebox.store.metering.sqlite import SqliteUsageStore
+from firebox.store.postgres import PostgresDatabase
 from firebox.store.private import private_dir
 from firebox.store.queue.base import EventQueue
 from firebox.store.queue.sqlite import SqliteEventQueue
@@ -74,16 +79,60 @@ def make_backend(settings: Settings) -> SandboxBackend:
     return ProcessBackend(settings, work)
 
 
-def make_queue(settings: Settings) -> EventQueue:
+# --- stores: the one place where settings choose backends ------------------------------
+#
+# database_url set: every durable store but code in that PostgreSQL database, through one
+# pool (a separate queue_url gets a pool of its own); unset: SQLite files in the data dir.
+
+
+def make_databases(settings: Settings) -> dict[str, PostgresDatabase]:
+    """One PostgreSQL database (pool, migrated schema) per distinct URL in settings."""
+    urls = dict.fromkeys(u for u in (settings.database_url, settings.queue_url) if u)
+    opened: dict[str, PostgresDatabase] = {}
+    try:
+        for url in urls:
+            opened[url] = PostgresDatabase(url)
+    except BaseException:
+        for db in opened.values():
+            db.close()
+        raise
+    return opened
+
+
+def make_metadata(settings: Settings, dbs: dict[str, PostgresDatabase]) -> MetadataStore:
+    if settings.database_url:
+        from firebox.store.metadata.postgres import PostgresMetadataStore
+
+        return PostgresMetadataStore(dbs[settings.database_url])
+    return SqliteMetadataStore(settings.data_dir / "metadata.db")
+
+
+def make_log_store(settings: Settings, dbs: dict[str, PostgresDatabase]) -> LogStore:
+    if settings.database_url:
+        from firebox.store.logs.postgres import PostgresLogStore
+
+        return PostgresLogStore(dbs[settings.database_url])
+    return SqliteLogStore(settings.data_dir / "logs.db")
+
+
+def make_usage_store(settings: Settings, dbs: dict[str, PostgresDatabase]) -> UsageStore:
+    if settings.database_url:
+        from firebox.store.metering.postgres import PostgresUsageStore
+
+        return PostgresUsageStore(dbs[settings.database_url])
+    return SqliteUsageStore(settings.data_dir / "metering.db")
+
+
+def make_queue(settings: Settings, dbs: dict[str, PostgresDatabase]) -> EventQueue:
     """The async event queue backend named in settings."""
-    if settings.queue_url:
+    if settings.queue_database_url:
         import socket
 
         from firebox.store.queue.postgres import PostgresEventQueue
 
         # A node's identity outlives restarts (host + data dir): it releases its own leases.
         node = f"{socket.gethostname()}:{settings.data_dir}"
-        return PostgresEventQueue(settings.queue_url, node)
+        return PostgresEventQueue(dbs[settings.queue_database_url], node)
     return SqliteEventQueue(settings.data_dir / "queue.db")
 
 
@@ -101,10 +150,11 @@ class App:
         self.url_secret = hashlib.sha256(
             b"firebox-code-url:" + creds.secret_access_key.encode()
         ).digest()
-        self.metadata = SqliteMetadataStore(data / "metadata.db")
+        self.databases = make_databases(settings)
+        self.metadata = make_metadata(settings, self.databases)
         self.code = FileCodeStore(data / "code")
         self.code.sweep_partial()
-        self.log_store = SqliteLogStore(data / "logs.db")
+        self.log_store = make_log_store(settings, self.databases)
         self.log_writer = LogWriter(self.log_store)
         self.catalog = Catalog(settings, self.metadata, self.code, self.code_url)
         self.functions = Functions(self.catalog)
@@ -126,14 +176,14 @@ class App:
         )
         self.metrics = Metrics()
         self.meter = Meter(
-            data / "metering.db",
+            make_usage_store(settings, self.databases),
             Prices(settings.price_per_gb_s, settings.price_per_million_requests),
         )
         self.invoker.observers += [self.metrics.observe, self.meter.observe]
         self.catalog.listeners.append(self._on_function_changed)
         # Asynchronous invocation: configs, the durable queue, intake and pollers.
         self.event_configs = EventInvokeConfigs(self.catalog)
-        self.event_queue = make_queue(settings)
+        self.event_queue = make_queue(settings, self.databases)
         self.committer = GroupCommitter(self.event_queue)
         self.intake = EventIntake(self.resolver, self.committer)
         self.pollers = Pollers(
@@ -253,6 +303,8 @@ class App:
         await self.backend.close()
         self.event_queue.close()
         self.metadata.close()
+        for db in self.databases.values():
+            db.close()
 
     async def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
         await self.start()

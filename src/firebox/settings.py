@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "FIREBOX_"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class SettingsError(ValueError):
@@ -58,8 +59,9 @@ class Settings:
     async_throttle_max_delay_s: float = 300.0
     # Floor of MaximumEventAgeInSeconds (AWS: 60); tests lower it to see expiry quickly.
     async_min_event_age_s: int = 60
-    # Where the event queue lives: "" = SQLite in the data dir (queue.db); a
-    # postgresql://… URL = a PostgreSQL queue several nodes can share (the [postgres] extra).
+    # Where the event queue lives when it is not in database_url: "" = with everything
+    # else (SQLite in the data dir, queue.db, or database_url); a postgresql://… URL = a
+    # PostgreSQL queue several nodes can share. Kept as an alias from before database_url.
     queue_url: str = ""
 
     # Schedules: how often the scheduler looks for due rules.
@@ -90,10 +92,20 @@ class Settings:
     # A Runtime API request head that has not fully arrived after this long is cut off
     # (a runtime on loopback sends it in one write; a slowloris trickles it).
     runtime_api_head_timeout_s: float = 10.0
+    # Durable state. "" = SQLite files in the data dir (one machine, zero setup); a
+    # postgresql://… URL = metadata, queue, logs and metering in that database, shared by
+    # every node (the [postgres] extra). Its schema is migrated at start
+    # (store/migrations/).
+    database_url: str = ""
 
     log_level: str = "info"
 
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def queue_database_url(self) -> str:
+        """The PostgreSQL URL of the event queue, or "" for SQLite in the data dir."""
+        return self.queue_url or self.database_url
 
     @property
     def endpoint_url(self) -> str:
@@ -110,8 +122,12 @@ class Settings:
                 f"url_port must be 1-65535 (0: no function URLs) and differ from port, got "
                 f"{self.url_port}"
             )
-        if self.queue_url and not self.queue_url.startswith(("postgresql://", "postgres://")):
+        if self.queue_url and not self.queue_url.startswith(_POSTGRES_SCHEMES):
             raise SettingsError("queue_url must be empty (SQLite) or a postgresql:// URL")
+        if self.database_url and not self.database_url.startswith(_POSTGRES_SCHEMES):
+            raise SettingsError(
+                "database_url must be empty (SQLite in the data dir) or a postgresql:// URL"
+            )
         if self.sandbox not in ("process", "unsandboxed"):
             raise SettingsError(f"sandbox must be 'process' or 'unsandboxed', got {self.sandbox!r}")
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):

@@ -1,63 +1,18 @@
 """The PostgreSQL event queue: the server's async path on it (run, kill -9, restart), and two
 nodes claiming from one queue with SKIP LOCKED never taking the same event.
 
-Each test gets its own schema (search_path in the URL), dropped afterwards.
+Each test gets a fresh database (the pg_url fixture, tests/services.py).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from test_async import FAST, SINK, TARGET, probe, send_event, wait_records
 
 from conftest import python_function, unique
-
-PG = os.environ.get("FIREBOX_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_problem() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install -e '.[postgres]')"
-    try:
-        psycopg.connect(PG, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return f"PostgreSQL not reachable at {PG}: {exc}"
-    return None
-
-
-_problem = _postgres_problem()
-pytestmark = pytest.mark.skipif(_problem is not None, reason=_problem or "")
-
-
-@contextmanager
-def pg_schema() -> Iterator[str]:
-    """A queue URL whose tables live in a fresh schema, dropped afterwards."""
-    import psycopg
-
-    schema = f"fbq_{os.getpid()}_{time.monotonic_ns() % 10**9}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        sep = "&" if "?" in PG else "?"
-        yield PG + sep + "options=" + urllib.parse.quote(f"-csearch_path={schema}")
-    finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with pg_schema() as url:
-        yield url
 
 
 def test_async_events_on_postgres_survive_kill9(server_factory: Any, pg_url: str) -> None:
@@ -92,10 +47,12 @@ def test_async_events_on_postgres_survive_kill9(server_factory: Any, pg_url: str
 
 
 def test_two_nodes_never_claim_the_same_event(pg_url: str) -> None:
+    from firebox.store.postgres import PostgresDatabase
     from firebox.store.queue.base import Completion, QueuedEvent
     from firebox.store.queue.postgres import PostgresEventQueue
 
-    nodes = [PostgresEventQueue(pg_url, f"node{i}") for i in range(2)]
+    dbs = [PostgresDatabase(pg_url) for _ in range(3)]
+    nodes = [PostgresEventQueue(dbs[i], f"node{i}") for i in range(2)]
     nodes[0].put([QueuedEvent(f"r{i}", "f", None, b"{}", time.time()) for i in range(300)])
     taken: list[list[str]] = [[], []]
 
@@ -119,10 +76,12 @@ def test_two_nodes_never_claim_the_same_event(pg_url: str) -> None:
     (held,) = nodes[0].claim(1, 960.0, time.time())
     assert nodes[1].claim(1, 960.0, time.time()) == []
     nodes[0].close()
-    again = PostgresEventQueue(pg_url, "node0")
+    again = PostgresEventQueue(dbs[2], "node0")
     assert [e.request_id for e in nodes[1].claim(1, 960.0, time.time())] == ["late"]
     # The old holder's completion is refused: the lease is someone else's now.
     again.complete(held, Completion())
     assert nodes[1].stats(time.time())["f"].depth == 1
     again.close()
     nodes[1].close()
+    for db in dbs:
+        db.close()

@@ -34,3 +34,27 @@ def test_tuple_and_bool_settings_parse_from_environment():
     )
     assert s.async_retry_delays_s == (0.5, 1.0)
     assert s.allow_unsandboxed is True
+
+
+def test_database_url_chooses_backends_and_the_queue_follows_it():
+    s = load_settings(environ={})
+    assert (s.database_url, s.queue_database_url) == ("", "")
+    s = load_settings(
+        environ={
+            "FIREBOX_DATABASE_URL": "postgresql://fb@db/firebox",
+        }
+    )
+    assert s.queue_database_url == "postgresql://fb@db/firebox"
+    # FIREBOX_QUEUE_URL alone (as before database_url): only the queue in PostgreSQL.
+    s = load_settings(environ={"FIREBOX_QUEUE_URL": "postgres://q@db/queue"})
+    assert (s.database_url, s.queue_database_url) == ("", "postgres://q@db/queue")
+    s = load_settings(
+        flags={"database_url": "postgresql://a@db/a", "queue_url": "postgresql://b@db/b"},
+        environ={},
+    )
+    assert s.queue_database_url == "postgresql://b@db/b"
+
+
+def test_a_bad_database_url_is_refused():
+    with pytest.raises(SettingsError, match="database_url"):
+        load_settings(environ={"FIREBOX_DATABASE_URL": "mysql://db/x"})

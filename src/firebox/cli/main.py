@@ -80,6 +80,12 @@ def _raise_open_files_limit() -> None:
     default=None,
     help="Seconds an idle environment is kept warm (default 300).",
 )
+@click.option(
+    "--database-url",
+    default=None,
+    help="postgresql://… to keep state in PostgreSQL, shared by a fleet (default: SQLite "
+    "in the data dir).",
+)
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def serve(**flags: Any) -> None:
     """Start the server."""
@@ -96,10 +102,11 @@ def serve(**flags: Any) -> None:
     _raise_open_files_limit()
     from firebox.app import App
     from firebox.sandbox.base import SandboxUnavailable
+    from firebox.store import StoreUnavailable
 
     try:
         app = App(settings)
-    except SandboxUnavailable as exc:
+    except (SandboxUnavailable, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
 
     def ready() -> None:

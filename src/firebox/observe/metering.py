@@ -1,7 +1,8 @@
 """Metering as Lambda bills: per invoke, billed duration (1 ms steps, rounded up) times the
 configured memory, plus one request; totals per function per UTC day, priced.
 
-Invokes add to in-memory totals; a background task writes them to SQLite in batches, so
+Invokes add to in-memory totals; a background task adds them to the usage store
+(store/metering/: SQLite in the data dir, or PostgreSQL shared by a fleet) in batches, so
 the invoke path never touches the disk. Reports merge what is not yet written.
 """
 
@@ -9,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from firebox.store.private import connect_private
+from firebox.store.metering.base import Key, Totals, UsageStore
 
 if TYPE_CHECKING:
     from firebox.invoke.sync import InvokeRecord
@@ -25,31 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MB_MS_PER_GB_S = 1024 * 1000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    day TEXT NOT NULL,
-    function TEXT NOT NULL,
-    requests INTEGER NOT NULL,
-    billed_ms INTEGER NOT NULL,
-    mb_ms INTEGER NOT NULL,
-    PRIMARY KEY (day, function)
-)
-"""
-
-Key = tuple[str, str]  # (day YYYY-MM-DD, function)
-
-
-@dataclass(slots=True)
-class Totals:
-    requests: int = 0
-    billed_ms: int = 0
-    mb_ms: int = 0  # billed milliseconds x configured megabytes: exact, unlike GB-s
-
-    def add(self, other: Totals) -> None:
-        self.requests += other.requests
-        self.billed_ms += other.billed_ms
-        self.mb_ms += other.mb_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +32,14 @@ class Prices:
 
 
 class Meter:
-    def __init__(self, path: Path, prices: Prices) -> None:
+    def __init__(self, store: UsageStore, prices: Prices) -> None:
         self.prices = prices
-        self._db = connect_private(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._lock = threading.Lock()
+        self._store = store
         self._pending: defaultdict[Key, Totals] = defaultdict(Totals)
-        self._inflight: dict[Key, Totals] = {}
+        # Held by a flush while its batch is being added, and by a report across its copy
+        # of the unwritten totals and its read: otherwise a batch committed between the two
+        # would be counted twice.
+        self._writing = asyncio.Lock()
 
     def observe(self, rec: InvokeRecord) -> None:
         """An invoker observer. Throttled requests are not billed, as on Lambda."""
@@ -79,28 +52,18 @@ class Meter:
         t.mb_ms += rec.billed_ms * rec.memory_mb
 
     async def flush(self) -> None:
-        if not self._pending or self._inflight:
+        if not self._pending:
             return
-        self._inflight, self._pending = dict(self._pending), defaultdict(Totals)
-        try:
-            await asyncio.to_thread(self._write, self._inflight)
-        except (sqlite3.Error, OSError):
-            log.exception("writing usage totals failed; keeping them for the next flush")
-            for key, t in self._inflight.items():
-                self._pending[key].add(t)
-        finally:
-            self._inflight = {}
-
-    def _write(self, batch: dict[Key, Totals]) -> None:
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO usage (day, function, requests, billed_ms, mb_ms) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, function) DO UPDATE SET "
-                "requests = requests + excluded.requests, "
-                "billed_ms = billed_ms + excluded.billed_ms, mb_ms = mb_ms + excluded.mb_ms",
-                [(d, f, t.requests, t.billed_ms, t.mb_ms) for (d, f), t in batch.items()],
-            )
+        async with self._writing:
+            batch, self._pending = dict(self._pending), defaultdict(Totals)
+            try:
+                await asyncio.to_thread(self._store.add, batch)
+            except Exception:
+                # Whatever the backend raised (disk full, database unreachable): the totals
+                # stay in memory for the next flush instead of being lost.
+                log.exception("writing usage totals failed; keeping them for the next flush")
+                for key, t in batch.items():
+                    self._pending[key].add(t)
 
     async def run(self, interval_s: float) -> None:
         while True:
@@ -109,29 +72,15 @@ class Meter:
 
     async def close(self) -> None:
         await self.flush()
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
     # --- reports ------------------------------------------------------------------
 
     def _unwritten(self) -> dict[Key, Totals]:
         out: defaultdict[Key, Totals] = defaultdict(Totals)
-        for source in (self._inflight, self._pending):
-            for key, t in source.items():
-                out[key].add(t)
+        for key, t in self._pending.items():
+            out[key].add(t)
         return out
-
-    def _read(self, since: str, until: str, function: str | None) -> list[tuple[Any, ...]]:
-        sql = (
-            "SELECT day, function, requests, billed_ms, mb_ms FROM usage "
-            "WHERE day >= ? AND day <= ?"
-        )
-        args: list[Any] = [since, until]
-        if function is not None:
-            sql += " AND function = ?"
-            args.append(function)
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
 
     async def report(
         self, since: date, until: date | None = None, function: str | None = None
@@ -139,11 +88,12 @@ class Meter:
         """Usage per function per day from ``since`` to ``until`` (inclusive, UTC)."""
         lo = since.isoformat()
         hi = (until or date.max).isoformat()
-        unwritten = self._unwritten()  # on the loop, before the await: a consistent copy
-        rows = await asyncio.to_thread(self._read, lo, hi, function)
+        async with self._writing:
+            unwritten = self._unwritten()
+            rows = await asyncio.to_thread(self._store.read, lo, hi, function)
         merged: defaultdict[Key, Totals] = defaultdict(Totals)
-        for day, fn, requests, billed, mb_ms in rows:
-            merged[(day, fn)].add(Totals(requests, billed, mb_ms))
+        for key, totals in rows:
+            merged[key].add(totals)
         for (day, fn), t in unwritten.items():
             if lo <= day <= hi and (function is None or fn == function):
                 merged[(day, fn)].add(t)

@@ -10,40 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from firebox.store.logs.base import Cursor, Event, GroupInfo, StoredEvent, StreamInfo
+from firebox.store.migrations import migrate_sqlite
 from firebox.store.private import connect_private
 
 DAY_MS = 86_400_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS groups (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_ms INTEGER NOT NULL,
-    retention_days INTEGER,
-    tags TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS streams (
-    id INTEGER PRIMARY KEY,
-    group_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    first_ts INTEGER,
-    last_ts INTEGER,
-    last_ingest_ms INTEGER,
-    stored_bytes INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (group_id, name)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    group_id INTEGER NOT NULL,
-    stream_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    ingest_ms INTEGER NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_id, ts, id);
-CREATE INDEX IF NOT EXISTS events_by_group ON events (group_id, ts, id);
-"""
 
 
 def _now_ms() -> int:
@@ -58,7 +28,7 @@ class SqliteLogStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         # Logs are best effort across a power cut (like CloudWatch's agent buffers).
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        migrate_sqlite(self._db, "logs")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(groups)")}
         if "tags" not in columns:  # a database from before tags were kept
             self._db.execute("ALTER TABLE groups ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'")

@@ -1,15 +1,21 @@
 """The metadata store interface: JSON documents addressed by (kind, key).
 
 Functions, versions, aliases, layers and every other control-plane record are documents;
-keys are chosen so that lexical order is the order the API lists them in. A backend
-must make each call atomic and durable before it returns, and ``batch`` atomic as a whole.
+keys are chosen so that lexical order is the order the API lists them in (code point
+order, the same on every backend). A backend must make each call atomic and durable
+before it returns, and ``batch`` atomic as a whole.
+
+Every committed write is told to the store's change feed (feed.py): where the backend is
+shared by several nodes (PostgreSQL), writes of the other nodes too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from firebox.store.metadata.feed import Change, Watch
 
 Doc = dict[str, Any]
 
@@ -36,6 +42,12 @@ class DeletePrefix:
 Write = Put | Delete | DeletePrefix
 
 
+def change_of(write: Write) -> Change:
+    if isinstance(write, DeletePrefix):
+        return Change(write.kind, write.prefix, prefix=True)
+    return Change(write.kind, write.key)
+
+
 class MetadataStore(Protocol):
     def get(self, kind: str, key: str) -> Doc | None:
         """The document, or None."""
@@ -59,5 +71,12 @@ class MetadataStore(Protocol):
 
     def next_counter(self, name: str) -> int:
         """Atomically increment and return a named counter (starts at 1)."""
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``callback`` with each committed write from now on, in a store thread (keep
+        it short and thread-safe); returns the function that unsubscribes."""
+
+    def watch(self) -> Watch:
+        """The same changes as an async iterator on the running loop (see feed.Watch)."""
 
     def close(self) -> None: ...

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from firebox.store.metadata.base import Delete, DeletePrefix, Doc, Put, Write
+from firebox.store.metadata.base import Delete, DeletePrefix, Doc, Put, Write, change_of
+from firebox.store.metadata.feed import Change, ChangeFeed, Watch
+from firebox.store.migrations import migrate_sqlite
 from firebox.store.private import connect_private
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS docs (
-    kind TEXT NOT NULL,
-    key  TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (
-    name  TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
 
 
 def _prefix_end(prefix: str) -> str:
@@ -37,8 +26,10 @@ class SqliteMetadataStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a write acknowledged to a client must survive power loss, not just a crash.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        migrate_sqlite(self._db, "metadata")
         self._lock = threading.Lock()
+        # One process owns the file: its own writes are all the changes there are.
+        self._feed = ChangeFeed()
 
     def get(self, kind: str, key: str) -> Doc | None:
         with self._lock:
@@ -73,12 +64,19 @@ class SqliteMetadataStore:
                 "INSERT OR IGNORE INTO docs(kind, key, body) VALUES (?,?,?)",
                 (kind, key, json.dumps(doc)),
             )
-            return cur.rowcount == 1
+            inserted = cur.rowcount == 1
+        # Outside the lock: a subscriber may read the store.
+        if inserted:
+            self._feed.publish([Change(kind, key)])
+        return inserted
 
     def delete(self, kind: str, key: str) -> bool:
         with self._lock:
             cur = self._db.execute("DELETE FROM docs WHERE kind=? AND key=?", (kind, key))
-            return cur.rowcount == 1
+            deleted = cur.rowcount == 1
+        if deleted:
+            self._feed.publish([Change(kind, key)])
+        return deleted
 
     def batch(self, writes: Sequence[Write]) -> None:
         with self._lock:
@@ -101,6 +99,7 @@ class SqliteMetadataStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        self._feed.publish([change_of(w) for w in writes])
 
     def next_counter(self, name: str) -> int:
         with self._lock:
@@ -110,6 +109,12 @@ class SqliteMetadataStore:
                 (name,),
             ).fetchone()
         return int(row[0])
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        return self._feed.subscribe(callback)
+
+    def watch(self) -> Watch:
+        return self._feed.watch()
 
     def close(self) -> None:
         with self._lock:

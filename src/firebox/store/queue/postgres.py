@@ -7,18 +7,18 @@ nothing. A node that restarts releases its own leases at once (its in-flight eve
 void), exactly as the SQLite backend does for its single node.
 
 A commit is durable when it returns (the server's synchronous_commit, on by default);
-``put`` is one transaction however many events it carries.
+``put`` is one transaction however many events it carries. The tables are created by the
+shared schema migrations (store/migrations/postgres/0002_queue.sql); connections come from
+the node's one pool.
 """
 
 from __future__ import annotations
 
-import queue
-import re
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
+from firebox.store.postgres import PostgresDatabase
 from firebox.store.queue.base import (
     Completion,
     DeadLetter,
@@ -31,83 +31,28 @@ _EVENT_COLS = (
 )
 
 
-def _schema(p: str) -> str:
-    return f"""
-CREATE TABLE IF NOT EXISTS {p}events (
-    seq          BIGSERIAL PRIMARY KEY,
-    request_id   TEXT NOT NULL,
-    function     TEXT NOT NULL,
-    qualifier    TEXT,
-    payload      BYTEA NOT NULL,
-    enqueued_at  DOUBLE PRECISION NOT NULL,
-    due_at       DOUBLE PRECISION NOT NULL,
-    owner        TEXT,
-    invoke_count INTEGER NOT NULL DEFAULT 0,
-    retries      INTEGER NOT NULL DEFAULT 0,
-    throttles    INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS {p}events_due ON {p}events(due_at);
-CREATE INDEX IF NOT EXISTS {p}events_function ON {p}events(function);
-CREATE TABLE IF NOT EXISTS {p}dead_letters (
-    seq          BIGSERIAL PRIMARY KEY,
-    request_id   TEXT NOT NULL,
-    function     TEXT NOT NULL,
-    qualifier    TEXT,
-    payload      BYTEA NOT NULL,
-    enqueued_at  DOUBLE PRECISION NOT NULL,
-    failed_at    DOUBLE PRECISION NOT NULL,
-    reason       TEXT NOT NULL,
-    invoke_count INTEGER NOT NULL,
-    target       TEXT NOT NULL,
-    record       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS {p}dead_letters_function ON {p}dead_letters(function);
-"""
-
-
 def _event(row: tuple[Any, ...]) -> QueuedEvent:
     seq, rid, fn, q, payload, enq, count, retries, throttles = row
     return QueuedEvent(rid, fn, q, bytes(payload), enq, count, retries, throttles, seq)
 
 
 class PostgresEventQueue:
-    def __init__(
-        self, dsn: str, node: str, table_prefix: str = "firebox_", connections: int = 4
-    ) -> None:
-        # Imported here: psycopg is an optional dependency (the [postgres] extra).
-        import psycopg
-
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", table_prefix):
-            raise ValueError(f"bad table prefix {table_prefix!r}")
-        self._p = table_prefix
+    def __init__(self, db: PostgresDatabase, node: str) -> None:
+        self._db = db
         self.node = node
-        # A few connections, each used by one thread at a time: every call is a network round
-        # trip, and the pollers' completions should not queue behind one another's.
-        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._all = [psycopg.connect(dsn, autocommit=True) for _ in range(connections)]
-        for conn in self._all:
-            self._idle.put(conn)
-        with self._conn() as db, db.transaction():
-            # Serialise concurrent first starts creating the same tables.
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._p + "schema",))
-            db.execute(_schema(self._p))
-            db.execute(
-                f"UPDATE {self._p}events SET owner=NULL, due_at=%s WHERE owner=%s",
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE firebox_events SET owner=NULL, due_at=%s WHERE owner=%s",
                 (time.time(), node),
             )
 
-    @contextmanager
-    def _conn(self) -> Iterator[Any]:
-        conn = self._idle.get()
-        try:
-            yield conn
-        finally:
-            self._idle.put(conn)
+    def _conn(self) -> Any:
+        return self._db.connection()
 
     def _insert(self, cur: Any, events: Sequence[QueuedEvent]) -> None:
         if events:
             cur.executemany(
-                f"INSERT INTO {self._p}events(request_id, function, qualifier, payload,"
+                "INSERT INTO firebox_events(request_id, function, qualifier, payload,"
                 " enqueued_at, due_at, invoke_count, retries, throttles)"
                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                 [
@@ -129,7 +74,7 @@ class PostgresEventQueue:
     def _insert_dead(self, cur: Any, letters: Sequence[DeadLetter]) -> None:
         if letters:
             cur.executemany(
-                f"INSERT INTO {self._p}dead_letters(request_id, function, qualifier, payload,"
+                "INSERT INTO firebox_dead_letters(request_id, function, qualifier, payload,"
                 " enqueued_at, failed_at, reason, invoke_count, target, record)"
                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                 [
@@ -158,10 +103,10 @@ class PostgresEventQueue:
     def claim(self, limit: int, lease_s: float, now: float) -> list[QueuedEvent]:
         with self._conn() as db:
             rows = db.execute(
-                f"WITH due AS (SELECT seq FROM {self._p}events WHERE due_at<=%s"
+                "WITH due AS (SELECT seq FROM firebox_events WHERE due_at<=%s"
                 " ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                f" UPDATE {self._p}events e SET owner=%s, due_at=%s FROM due"
-                f" WHERE e.seq=due.seq RETURNING "
+                " UPDATE firebox_events e SET owner=%s, due_at=%s FROM due"
+                " WHERE e.seq=due.seq RETURNING "
                 + ", ".join(f"e.{c.strip()}" for c in _EVENT_COLS.split(",")),
                 (now, limit, self.node, now + lease_s),
             ).fetchall()
@@ -170,7 +115,7 @@ class PostgresEventQueue:
     def retry(self, event: QueuedEvent, due_at: float) -> None:
         with self._conn() as db:
             db.execute(
-                f"UPDATE {self._p}events SET owner=NULL, due_at=%s, invoke_count=%s,"
+                "UPDATE firebox_events SET owner=NULL, due_at=%s, invoke_count=%s,"
                 " retries=%s, throttles=%s WHERE seq=%s AND owner=%s",
                 (due_at, event.invoke_count, event.retries, event.throttles, event.seq, self.node),
             )
@@ -178,7 +123,7 @@ class PostgresEventQueue:
     def complete(self, event: QueuedEvent, completion: Completion) -> None:
         with self._conn() as db, db.transaction(), db.cursor() as cur:
             cur.execute(
-                f"DELETE FROM {self._p}events WHERE seq=%s AND owner=%s", (event.seq, self.node)
+                "DELETE FROM firebox_events WHERE seq=%s AND owner=%s", (event.seq, self.node)
             )
             # Only the holder of the lease acts on the event (it may have expired and been
             # taken by another node, or been discarded).
@@ -188,14 +133,14 @@ class PostgresEventQueue:
 
     def next_due(self) -> float | None:
         with self._conn() as db:
-            row = db.execute(f"SELECT MIN(due_at) FROM {self._p}events").fetchone()
+            row = db.execute("SELECT MIN(due_at) FROM firebox_events").fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def discard_function(self, name: str, reason: str, now: float) -> int:
         with self._conn() as db, db.transaction(), db.cursor() as cur:
             cur.execute(
-                f"WITH gone AS (DELETE FROM {self._p}events WHERE function=%s RETURNING *)"
-                f" INSERT INTO {self._p}dead_letters(request_id, function, qualifier, payload,"
+                "WITH gone AS (DELETE FROM firebox_events WHERE function=%s RETURNING *)"
+                " INSERT INTO firebox_dead_letters(request_id, function, qualifier, payload,"
                 " enqueued_at, failed_at, reason, invoke_count, target, record)"
                 " SELECT request_id, function, qualifier, payload, enqueued_at, %s, %s,"
                 " invoke_count, '', '' FROM gone ORDER BY seq",
@@ -206,7 +151,7 @@ class PostgresEventQueue:
     def dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
         sql = (
             "SELECT request_id, function, qualifier, payload, enqueued_at, failed_at, reason,"
-            f" invoke_count, target, record FROM {self._p}dead_letters"
+            " invoke_count, target, record FROM firebox_dead_letters"
         )
         args: list[object] = []
         if function is not None:
@@ -224,12 +169,12 @@ class PostgresEventQueue:
     def stats(self, now: float) -> dict[str, FunctionQueueStats]:
         with self._conn() as db:
             queued = db.execute(
-                f"SELECT function, COUNT(*), MIN(enqueued_at), COUNT(owner) FROM {self._p}events"
+                "SELECT function, COUNT(*), MIN(enqueued_at), COUNT(owner) FROM firebox_events"
                 " GROUP BY function"
             ).fetchall()
             dead: dict[str, int] = dict(
                 db.execute(
-                    f"SELECT function, COUNT(*) FROM {self._p}dead_letters GROUP BY function"
+                    "SELECT function, COUNT(*) FROM firebox_dead_letters GROUP BY function"
                 ).fetchall()
             )
         out: dict[str, FunctionQueueStats] = {}
@@ -242,5 +187,4 @@ class PostgresEventQueue:
         return out
 
     def close(self) -> None:
-        for conn in self._all:
-            conn.close()
+        """The database is closed by its owner."""

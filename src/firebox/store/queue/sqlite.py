@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from firebox.store.migrations import migrate_sqlite
 from firebox.store.private import connect_private
 from firebox.store.queue.base import (
     Completion,
@@ -25,38 +26,6 @@ from firebox.store.queue.base import (
     FunctionQueueStats,
     QueuedEvent,
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id   TEXT NOT NULL,
-    function     TEXT NOT NULL,
-    qualifier    TEXT,
-    payload      BLOB NOT NULL,
-    enqueued_at  REAL NOT NULL,
-    due_at       REAL NOT NULL,
-    leased       INTEGER NOT NULL DEFAULT 0,
-    invoke_count INTEGER NOT NULL DEFAULT 0,
-    retries      INTEGER NOT NULL DEFAULT 0,
-    throttles    INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS events_due ON events(due_at);
-CREATE INDEX IF NOT EXISTS events_function ON events(function);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id   TEXT NOT NULL,
-    function     TEXT NOT NULL,
-    qualifier    TEXT,
-    payload      BLOB NOT NULL,
-    enqueued_at  REAL NOT NULL,
-    failed_at    REAL NOT NULL,
-    reason       TEXT NOT NULL,
-    invoke_count INTEGER NOT NULL,
-    target       TEXT NOT NULL,
-    record       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_function ON dead_letters(function);
-"""
 
 _EVENT_COLS = (
     "seq, request_id, function, qualifier, payload, enqueued_at, invoke_count, retries, throttles"
@@ -74,7 +43,7 @@ class SqliteEventQueue:
         self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        migrate_sqlite(self._db, "queue")
         self._lock = threading.Lock()
         # Leases of a previous process are void (see the module docstring).
         with self._lock:

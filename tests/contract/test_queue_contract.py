@@ -1,4 +1,4 @@
-"""The event-queue contract, run over every backend (SQLite; PostgreSQL where reachable)."""
+"""The event-queue contract, over every backend (SQLite in a data dir; PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_async_postgres import _problem as postgres_problem
-from test_async_postgres import pg_schema
+from backends import opener as backend_opener
 
 from firebox.store.queue.base import Completion, DeadLetter, EventQueue, QueuedEvent
-from firebox.store.queue.sqlite import SqliteEventQueue
 
 Opener = Callable[[], EventQueue]
 
@@ -19,15 +17,16 @@ Opener = Callable[[], EventQueue]
 @pytest.fixture(params=["sqlite", "postgres"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens the same queue again each time it is called (as a restarted server would)."""
-    if request.param == "sqlite":
-        yield lambda: SqliteEventQueue(tmp_path / "queue.db")
-        return
-    if postgres_problem is not None:
-        pytest.skip(postgres_problem)
     from firebox.store.queue.postgres import PostgresEventQueue
+    from firebox.store.queue.sqlite import SqliteEventQueue
 
-    with pg_schema() as url:
-        yield lambda: PostgresEventQueue(url, "node-a")
+    with backend_opener(
+        request.param,
+        tmp_path,
+        lambda d: SqliteEventQueue(d / "queue.db"),
+        lambda db: PostgresEventQueue(db, "node-a"),
+    ) as open_queue:
+        yield open_queue
 
 
 def ev(rid: str, fn: str = "f", at: float | None = None) -> QueuedEvent:
