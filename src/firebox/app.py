@@ -45,6 +45,7 @@ from firebox.observe.metrics import Metrics
 from firebox.sandbox.base import SandboxBackend, SandboxUnavailable
 from firebox.settings import Settings
 from firebox.store.code.files import FileCodeStore
+from firebox.store.fleet.base import Fleet
 from firebox.store.logs.base import LogStore
 from firebox.store.logs.sqlite import SqliteLogStore
 from firebox.store.metadata.base import MetadataStore
@@ -136,6 +137,17 @@ def make_queue(settings: Settings, dbs: dict[str, PostgresDatabase]) -> EventQue
     return SqliteEventQueue(settings.data_dir / "queue.db")
 
 
+def make_fleet(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Fleet:
+    """The worker registry, leases and concurrency reservations."""
+    if settings.database_url:
+        from firebox.store.fleet.postgres import PostgresFleet
+
+        return PostgresFleet(dbs[settings.database_url])
+    from firebox.store.fleet.sqlite import SqliteFleet
+
+    return SqliteFleet(settings.data_dir / "fleet.db")
+
+
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -155,6 +167,7 @@ class App:
         self.code = FileCodeStore(data / "code")
         self.code.sweep_partial()
         self.log_store = make_log_store(settings, self.databases)
+        self.fleet = make_fleet(settings, self.databases)
         self.log_writer = LogWriter(self.log_store)
         self.catalog = Catalog(settings, self.metadata, self.code, self.code_url)
         self.functions = Functions(self.catalog)
@@ -302,6 +315,7 @@ class App:
         await self.meter.close()
         await self.backend.close()
         self.event_queue.close()
+        self.fleet.close()
         self.metadata.close()
         for db in self.databases.values():
             db.close()

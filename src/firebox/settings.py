@@ -93,9 +93,9 @@ class Settings:
     # (a runtime on loopback sends it in one write; a slowloris trickles it).
     runtime_api_head_timeout_s: float = 10.0
     # Durable state. "" = SQLite files in the data dir (one machine, zero setup); a
-    # postgresql://… URL = metadata, queue, logs and metering in that database, shared by
-    # every node (the [postgres] extra). Its schema is migrated at start
-    # (store/migrations/).
+    # postgresql://… URL = metadata, queue, logs, metering and the fleet's registry,
+    # leases and reservations in that database, shared by every node (the [postgres]
+    # extra). Its schema is migrated at start (store/migrations/).
     database_url: str = ""
 
     log_level: str = "info"

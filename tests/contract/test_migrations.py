@@ -171,8 +171,8 @@ def test_a_data_dir_from_before_migrations_keeps_its_data(tmp_path: Path) -> Non
 
 
 def test_shipped_migrations_are_well_formed() -> None:
-    assert [m.version for m in postgres_migrations()] == [1, 2, 3, 4]
-    for database in ("metadata", "logs", "queue", "metering"):
+    assert [m.version for m in postgres_migrations()] == [1, 2, 3, 4, 5]
+    for database in ("metadata", "logs", "queue", "metering", "fleet"):
         assert [m.version for m in sqlite_migrations(database)][0] == 1
 
 
