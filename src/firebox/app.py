@@ -44,6 +44,7 @@ from firebox.observe.metering import Meter, Prices
 from firebox.observe.metrics import Metrics
 from firebox.sandbox.base import SandboxBackend, SandboxUnavailable
 from firebox.settings import Settings
+from firebox.store.code.base import CodeStore
 from firebox.store.code.files import FileCodeStore
 from firebox.store.fleet.base import Fleet
 from firebox.store.logs.base import LogStore
@@ -84,6 +85,7 @@ def make_backend(settings: Settings) -> SandboxBackend:
 #
 # database_url set: every durable store but code in that PostgreSQL database, through one
 # pool (a separate queue_url gets a pool of its own); unset: SQLite files in the data dir.
+# code_store_url set: code in that bucket, cached in the data dir; unset: files there.
 
 
 def make_databases(settings: Settings) -> dict[str, PostgresDatabase]:
@@ -148,6 +150,17 @@ def make_fleet(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Fleet:
     return SqliteFleet(settings.data_dir / "fleet.db")
 
 
+def make_code_store(settings: Settings) -> CodeStore:
+    """Code packages: files in the data dir, or a bucket cached in the data dir."""
+    local = FileCodeStore(settings.data_dir / "code")
+    local.sweep_partial()
+    if settings.code_store_url:
+        from firebox.store.code.s3 import S3CodeStore
+
+        return S3CodeStore(settings.code_store_url, local)
+    return local
+
+
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -164,8 +177,7 @@ class App:
         ).digest()
         self.databases = make_databases(settings)
         self.metadata = make_metadata(settings, self.databases)
-        self.code = FileCodeStore(data / "code")
-        self.code.sweep_partial()
+        self.code = make_code_store(settings)
         self.log_store = make_log_store(settings, self.databases)
         self.fleet = make_fleet(settings, self.databases)
         self.log_writer = LogWriter(self.log_store)

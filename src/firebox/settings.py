@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 ENV_PREFIX = "FIREBOX_"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# S3's bucket naming rules, loosely: 3-63 of lowercase letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class SettingsError(ValueError):
@@ -97,6 +100,10 @@ class Settings:
     # leases and reservations in that database, shared by every node (the [postgres]
     # extra). Its schema is migrated at start (store/migrations/).
     database_url: str = ""
+    # Code packages and layers. "" = files in the data dir; s3://BUCKET[/PREFIX] = an
+    # S3-compatible bucket (endpoint and credentials the standard AWS way:
+    # AWS_ENDPOINT_URL_S3, the credential chain), cached on each node's disk.
+    code_store_url: str = ""
 
     log_level: str = "info"
 
@@ -128,6 +135,13 @@ class Settings:
             raise SettingsError(
                 "database_url must be empty (SQLite in the data dir) or a postgresql:// URL"
             )
+        if self.code_store_url:
+            bucket, _, _ = self.code_store_url.removeprefix("s3://").partition("/")
+            if not self.code_store_url.startswith("s3://") or not _BUCKET.fullmatch(bucket):
+                raise SettingsError(
+                    "code_store_url must be empty (files in the data dir) or "
+                    f"s3://BUCKET[/PREFIX] with a valid bucket name, got {self.code_store_url!r}"
+                )
         if self.sandbox not in ("process", "unsandboxed"):
             raise SettingsError(f"sandbox must be 'process' or 'unsandboxed', got {self.sandbox!r}")
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):

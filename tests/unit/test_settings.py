@@ -36,15 +36,17 @@ def test_tuple_and_bool_settings_parse_from_environment():
     assert s.allow_unsandboxed is True
 
 
-def test_database_url_chooses_backends_and_the_queue_follows_it():
+def test_storage_urls_choose_backends_and_the_queue_follows_the_database():
     s = load_settings(environ={})
-    assert (s.database_url, s.queue_database_url) == ("", "")
+    assert (s.database_url, s.code_store_url, s.queue_database_url) == ("", "", "")
     s = load_settings(
         environ={
             "FIREBOX_DATABASE_URL": "postgresql://fb@db/firebox",
+            "FIREBOX_CODE_STORE_URL": "s3://firebox-code/prod",
         }
     )
     assert s.queue_database_url == "postgresql://fb@db/firebox"
+    assert s.code_store_url == "s3://firebox-code/prod"
     # FIREBOX_QUEUE_URL alone (as before database_url): only the queue in PostgreSQL.
     s = load_settings(environ={"FIREBOX_QUEUE_URL": "postgres://q@db/queue"})
     assert (s.database_url, s.queue_database_url) == ("", "postgres://q@db/queue")
@@ -55,6 +57,9 @@ def test_database_url_chooses_backends_and_the_queue_follows_it():
     assert s.queue_database_url == "postgresql://b@db/b"
 
 
-def test_a_bad_database_url_is_refused():
+def test_bad_storage_urls_are_refused():
     with pytest.raises(SettingsError, match="database_url"):
         load_settings(environ={"FIREBOX_DATABASE_URL": "mysql://db/x"})
+    for bad in ("file:///tmp/code", "s3://", "s3://UPPER", "s3://ab", "https://bucket/x"):
+        with pytest.raises(SettingsError, match="code_store_url"):
+            load_settings(environ={"FIREBOX_CODE_STORE_URL": bad})

@@ -86,6 +86,12 @@ def _raise_open_files_limit() -> None:
     help="postgresql://… to keep state in PostgreSQL, shared by a fleet (default: SQLite "
     "in the data dir).",
 )
+@click.option(
+    "--code-store-url",
+    default=None,
+    help="s3://BUCKET[/PREFIX] to keep code in an S3-compatible store (endpoint from "
+    "AWS_ENDPOINT_URL_S3; default: files in the data dir).",
+)
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def serve(**flags: Any) -> None:
     """Start the server."""

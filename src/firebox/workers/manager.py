@@ -205,7 +205,8 @@ class WorkerManager:
     async def _create(self, fv: FunctionVersion, init_type: str = "on-demand") -> Environment:
         runtime = available_runtimes()[fv.runtime]
         env_id = uuid.uuid4().hex
-        code_dir = self.code.unpacked(fv.code_sha)
+        # In a thread: with a remote code store a node's first use of a package downloads it.
+        code_dir = await asyncio.to_thread(self.code.unpacked, fv.code_sha)
         opt_dir = (
             await asyncio.to_thread(merged_layers, self.code, fv.layer_shas, self._layers_root)
             if fv.layer_shas

@@ -29,17 +29,30 @@ class FileCodeStore:
     def put(self, data: bytes) -> str:
         zf = open_zip(data)
         sha = hashlib.sha256(data).hexdigest()
-        path = self._zip_path(sha)
-        if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self._zips)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(self._zips)
+        self._write(sha, data, sync=True)
         self._unpack(sha, zf)
         return sha
+
+    def keep(self, sha256_hex: str, data: bytes) -> None:
+        """Cache a package fetched from elsewhere, whose digest the caller has checked.
+
+        Not synced: a cache lost in a power cut is fetched again.
+        """
+        self._write(sha256_hex, data, sync=False)
+
+    def _write(self, sha: str, data: bytes, *, sync: bool) -> None:
+        path = self._zip_path(sha)
+        if path.exists():
+            return
+        fd, tmp = tempfile.mkstemp(dir=self._zips)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if sync:
+            _fsync_dir(self._zips)
 
     def get(self, sha256_hex: str) -> bytes:
         try:
