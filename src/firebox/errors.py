@@ -11,8 +11,9 @@ from typing import Any
 class FireboxError(Exception):
     code: str = "ServiceException"
     status: int = 500
-    # "User" for caller mistakes, "Service" for our side, as Lambda reports in the body.
-    kind: str = "User"
+    # "User" for caller mistakes, "Service" for our side, as Lambda reports in the body;
+    # None where AWS's front door answers before Lambda does and the body has no Type.
+    kind: str | None = "User"
 
     def __init__(self, message: str = "", **fields: Any) -> None:
         super().__init__(message)
@@ -37,7 +38,16 @@ class InvalidRequestContent(FireboxError):
 
 
 class ValidationError(FireboxError):
-    code, status = "ValidationException", 400
+    """A request breaking its operation's input shape (botocore's model): AWS's front door
+    answers these, so the Lambda body carries no Type."""
+
+    code, status, kind = "ValidationException", 400, None
+
+
+class SerializationError(FireboxError):
+    """A JSON 1.1 body that is not JSON, or a member of the wrong JSON type."""
+
+    code, status, kind = "SerializationException", 400, None
 
 
 class ResourceNotFound(FireboxError):
@@ -60,6 +70,13 @@ class RequestTooLarge(FireboxError):
     code, status = "RequestTooLargeException", 413
 
 
+class RequestEntityTooLarge(FireboxError):
+    """What Lambda answers for a zip over its size limit (not in botocore's model, which
+    knows only RequestTooLargeException)."""
+
+    code, status = "RequestEntityTooLargeException", 413
+
+
 class UnsupportedMediaType(FireboxError):
     code, status = "UnsupportedMediaTypeException", 415
 
@@ -73,14 +90,12 @@ class ProvisionedConcurrencyConfigNotFound(FireboxError):
 
 
 class TooManyRequests(FireboxError):
+    """Throttled: ``fields`` carry Lambda's Reason and retryAfterSeconds."""
+
     code, status = "TooManyRequestsException", 429
 
-    def __init__(self, reason: str, message: str = "Rate Exceeded.", retry_after_s: int = 1):
-        super().__init__(message, Reason=reason, retryAfterSeconds=str(retry_after_s))
-        self.retry_after_s = retry_after_s
-
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
+        return {"Retry-After": str(self.fields.get("retryAfterSeconds", 1))}
 
 
 class ResourceNotReady(FireboxError):
@@ -127,3 +142,15 @@ class LogsResourceAlreadyExists(FireboxError):
 
 class LogsTooManyTags(FireboxError):
     code, status = "TooManyTagsException", 400
+
+
+class InvalidEventPattern(FireboxError):
+    code, status = "InvalidEventPatternException", 400
+
+
+class LimitExceeded(FireboxError):
+    code, status = "LimitExceededException", 400
+
+
+class CodeSigningConfigNotFound(FireboxError):
+    code, status = "CodeSigningConfigNotFoundException", 404

@@ -3,9 +3,11 @@ errors become responses."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 
+import botocore.session
 from aiohttp import web
 
 from firebox.errors import FireboxError
@@ -16,13 +18,27 @@ REST_JSON = "rest-json"  # Lambda API
 JSON_11 = "json-1.1"  # CloudWatch Logs, EventBridge
 
 
+@functools.cache
+def _lambda_message_keys() -> dict[str, str]:
+    """Lambda's error shapes spell their message member "Message" or "message"; the body
+    uses the model's spelling (ResourceNotFoundException: "Message")."""
+    model = botocore.session.get_session().get_service_model("lambda")
+    return {
+        shape.name: ("Message" if "Message" in shape.members else "message")
+        for shape in model.error_shapes
+    }
+
+
 def error_response(exc: FireboxError, protocol: str, request_id: str) -> web.Response:
     headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code, **exc.headers()}
+    body: dict[str, object]
     if protocol == JSON_11:
         body = {"__type": exc.code, "message": exc.message, **exc.fields}
         content_type = "application/x-amz-json-1.1"
     else:
-        body = {"Type": exc.kind, "message": exc.message, **exc.fields}
+        body = {} if exc.kind is None else {"Type": exc.kind}
+        body[_lambda_message_keys().get(exc.code, "message")] = exc.message
+        body.update(exc.fields)
         content_type = "application/json"
     return web.Response(
         status=exc.status,

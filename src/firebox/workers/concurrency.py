@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from firebox.errors import TooManyRequests
+from firebox.errors import FireboxError
+from firebox.messages import RATE_EXCEEDED
+
+
+def _throttled(reason: str) -> FireboxError:
+    return RATE_EXCEEDED({"Reason": reason, "retryAfterSeconds": "1"})
 
 
 class ConcurrencyLimiter:
@@ -39,14 +44,14 @@ class ConcurrencyLimiter:
         return self._running.get(name, 0)
 
     def acquire(self, name: str) -> None:
-        """Count one more running invoke of a function, or raise TooManyRequests."""
+        """Count one more running invoke of a function, or raise TooManyRequests (RATE_EXCEEDED)."""
         reserved = self._reserved.get(name)
         if reserved is not None:
             if self._running[name] >= reserved:
-                raise TooManyRequests("ReservedFunctionConcurrentInvocationLimitExceeded")
+                raise _throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
         else:
             if self._unreserved_running >= self.unreserved_limit:
-                raise TooManyRequests("ConcurrentInvocationLimitExceeded")
+                raise _throttled("ConcurrentInvocationLimitExceeded")
             self._unreserved_running += 1
         self._running[name] += 1
 
