@@ -9,24 +9,21 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from firebox.api.params import function_ref, max_items
+from firebox.api.operations import add_operation
+from firebox.api.params import function_ref, inputs
 from firebox.api.server import (
     APP_KEY,
     INVOKE_BODY_BYTES,
     INVOKE_TOO_LARGE,
     body_limit,
     json_response,
-    read_json,
 )
-from firebox.arn import parse_function_ref
-from firebox.errors import InvalidParameterValue, ValidationError
-
-EIC = "/2019-09-25/functions/{FunctionName}/event-invoke-config"
+from firebox.errors import ValidationError
 
 
 async def put_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    params = await read_json(request)
+    params = inputs(request)
     return json_response(
         await asyncio.to_thread(app.event_configs.put, function_ref(request), params)
     )
@@ -34,7 +31,7 @@ async def put_config(request: web.Request) -> web.Response:
 
 async def update_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    params = await read_json(request)
+    params = inputs(request)
     return json_response(
         await asyncio.to_thread(app.event_configs.put, function_ref(request), params, True)
     )
@@ -53,13 +50,11 @@ async def delete_config(request: web.Request) -> web.Response:
 
 async def list_configs(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = parse_function_ref(request.match_info["FunctionName"])
-    if ref.qualifier is not None:
-        raise InvalidParameterValue("Qualifier is not supported for this operation")
-    limit = max_items(request, 50)
+    ref = function_ref(request, allow_qualifier=False)
+    params = inputs(request)
     return json_response(
         await asyncio.to_thread(
-            app.event_configs.list, ref.name, request.query.get("Marker"), limit
+            app.event_configs.list, ref.name, params.get("Marker"), params.get("MaxItems")
         )
     )
 
@@ -68,7 +63,7 @@ async def list_configs(request: web.Request) -> web.Response:
 async def invoke_async(request: web.Request) -> web.Response:
     """The deprecated InvokeAsync: the body is the event; 202 {"Status": 202}."""
     app = request.app[APP_KEY]
-    ref = parse_function_ref(request.match_info["FunctionName"])
+    ref = function_ref(request)
     rid = await app.submit_event(ref, await request.read(), request_id=request["request_id"])
     return json_response({"Status": 202}, 202, headers={"x-amzn-RequestId": rid})
 
@@ -98,13 +93,12 @@ async def dead_letters(request: web.Request) -> web.Response:
 
 
 def register(web_app: web.Application) -> None:
+    add_operation(web_app, "PutFunctionEventInvokeConfig", put_config)
+    add_operation(web_app, "UpdateFunctionEventInvokeConfig", update_config)
+    add_operation(web_app, "GetFunctionEventInvokeConfig", get_config)
+    add_operation(web_app, "DeleteFunctionEventInvokeConfig", delete_config)
+    add_operation(web_app, "ListFunctionEventInvokeConfigs", list_configs)
+    add_operation(web_app, "InvokeAsync", invoke_async)
     r = web_app.router
-    r.add_put(EIC, put_config)
-    r.add_post(EIC, update_config)
-    r.add_get(EIC, get_config)
-    r.add_delete(EIC, delete_config)
-    r.add_get(EIC + "/list", list_configs)
-    r.add_post("/2014-11-13/functions/{FunctionName}/invoke-async", invoke_async)
-    r.add_post("/2014-11-13/functions/{FunctionName}/invoke-async/", invoke_async)
     r.add_get("/_firebox/queues", queues)
     r.add_get("/_firebox/dead-letters", dead_letters)

@@ -4,62 +4,57 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from firebox.api.params import control_call, max_items
-from firebox.api.server import APP_KEY, json_response, read_json
-
-E = "/2015-03-31/event-source-mappings"
+from firebox.api.operations import add_operation
+from firebox.api.params import control_call, inputs
+from firebox.api.server import APP_KEY, json_response
 
 
 async def create(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    params = await read_json(request)
-    return json_response(await control_call(app.triggers.event_sources.create, params), 202)
+    return json_response(
+        await control_call(app.triggers.event_sources.create, inputs(request)), 202
+    )
 
 
 async def get(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     return json_response(
-        await control_call(app.triggers.event_sources.get, request.match_info["UUID"])
+        await control_call(app.triggers.event_sources.get, inputs(request)["UUID"])
     )
 
 
 async def update(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    params = await read_json(request)
+    params = inputs(request)
     return json_response(
-        await control_call(app.triggers.event_sources.update, request.match_info["UUID"], params),
-        202,
+        await control_call(app.triggers.event_sources.update, params["UUID"], params), 202
     )
 
 
 async def delete(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     return json_response(
-        await control_call(app.triggers.event_sources.delete, request.match_info["UUID"]), 202
+        await control_call(app.triggers.event_sources.delete, inputs(request)["UUID"]), 202
     )
 
 
 async def list_mappings(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    q = request.query
-    limit = max_items(request, 10000)
+    q = inputs(request)
     return json_response(
         await control_call(
             app.triggers.event_sources.list,
             q.get("EventSourceArn"),
             q.get("FunctionName"),
             q.get("Marker"),
-            limit,
+            q.get("MaxItems"),
         )
     )
 
 
 def register(web_app: web.Application) -> None:
-    r = web_app.router
-    r.add_post(E, create)
-    r.add_post(E + "/", create)
-    r.add_get(E, list_mappings)
-    r.add_get(E + "/", list_mappings)
-    r.add_get(E + "/{UUID}", get)
-    r.add_put(E + "/{UUID}", update)
-    r.add_delete(E + "/{UUID}", delete)
+    add_operation(web_app, "CreateEventSourceMapping", create)
+    add_operation(web_app, "ListEventSourceMappings", list_mappings)
+    add_operation(web_app, "GetEventSourceMapping", get)
+    add_operation(web_app, "UpdateEventSourceMapping", update)
+    add_operation(web_app, "DeleteEventSourceMapping", delete)

@@ -1,4 +1,8 @@
-"""The EventBridge API (JSON 1.1, ``X-Amz-Target: AWSEvents.*``) on the Lambda endpoint."""
+"""The EventBridge API (JSON 1.1, ``X-Amz-Target: AWSEvents.*``) on the Lambda endpoint.
+
+Every operation's parameters are checked against botocore's model first (operations.py);
+the rule store's calls run in worker threads because the store is SQLite.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from firebox.api.operations import json11_operation
 from firebox.api.server import APP_KEY, TARGETS_KEY
-from firebox.errors import ValidationError
 
 Params = dict[str, Any]
 
@@ -20,19 +24,12 @@ def register(web_app: web.Application) -> None:
 
     def blocking(fn: Callable[[Params], Params]) -> Callable[[Params], Awaitable[Params]]:
         async def handler(params: Params) -> Params:
-            try:
-                return await asyncio.to_thread(fn, params)
-            except (TypeError, ValueError, AttributeError, KeyError) as exc:
-                # A field of the wrong type that botocore would have refused client-side.
-                raise ValidationError(f"Invalid request: {exc}") from None
+            return await asyncio.to_thread(fn, params)
 
         return handler
 
     async def put_events(params: Params) -> Params:
-        try:
-            results, events = rules.build_events(params)
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise ValidationError(f"Invalid request: {exc}") from None
+        results, events = rules.build_events(params)
         pairs = await asyncio.to_thread(
             lambda: [(e, rules.matching_targets(e)) for e in events if e is not None]
         )
@@ -56,5 +53,5 @@ def register(web_app: web.Application) -> None:
         "ListRuleNamesByTarget": rules.list_rule_names_by_target,
         "TestEventPattern": rules.test_event_pattern,
     }.items():
-        targets[f"AWSEvents.{op}"] = blocking(fn)
-    targets["AWSEvents.PutEvents"] = put_events
+        targets[f"AWSEvents.{op}"] = json11_operation("events", op, blocking(fn))
+    targets["AWSEvents.PutEvents"] = json11_operation("events", "PutEvents", put_events)

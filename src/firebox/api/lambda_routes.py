@@ -1,11 +1,16 @@
-"""The Lambda REST API (/2015-03-31/… and friends): parse, call the control plane or the
-invoke path, shape the reply as botocore's model says."""
+"""The Lambda REST API (/2015-03-31/… and friends): call the control plane or the invoke
+path with the operation's checked input, shape the reply as botocore's model says.
+
+Routes come from botocore's model (operations.add_operation); ``inputs(request)`` is the
+request's input, already checked against the operation's input shape.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from firebox.api.params import control_call, function_ref, invoke_headers, max_items
+from firebox.api.operations import add_operation
+from firebox.api.params import control_call, function_ref, inputs, invoke_headers
 from firebox.api.server import (
     APP_KEY,
     INVOKE_BODY_BYTES,
@@ -13,13 +18,8 @@ from firebox.api.server import (
     MAX_BODY_BYTES,
     body_limit,
     json_response,
-    read_json,
 )
 from firebox.arn import parse_layer_name
-from firebox.errors import InvalidParameterValue
-
-F = "/2015-03-31/functions"
-
 
 # --- functions ------------------------------------------------------------------------
 
@@ -27,8 +27,7 @@ F = "/2015-03-31/functions"
 @body_limit(MAX_BODY_BYTES)
 async def create_function(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    params = await read_json(request)
-    return json_response(await control_call(app.functions.create, params), 201)
+    return json_response(await control_call(app.functions.create, inputs(request)), 201)
 
 
 async def get_function(request: web.Request) -> web.Response:
@@ -45,10 +44,13 @@ async def get_function_configuration(request: web.Request) -> web.Response:
 
 async def list_functions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    all_versions = request.query.get("FunctionVersion") == "ALL"
+    params = inputs(request)
     return json_response(
         await control_call(
-            app.functions.list, request.query.get("Marker"), max_items(request), all_versions
+            app.functions.list,
+            params.get("Marker"),
+            params.get("MaxItems"),
+            params.get("FunctionVersion") == "ALL",
         )
     )
 
@@ -57,15 +59,13 @@ async def list_functions(request: web.Request) -> web.Response:
 async def update_function_code(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    params = await read_json(request)
-    return json_response(await control_call(app.functions.update_code, ref.name, params))
+    return json_response(await control_call(app.functions.update_code, ref.name, inputs(request)))
 
 
 async def update_function_configuration(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    params = await read_json(request)
-    return json_response(await control_call(app.functions.update_config, ref.name, params))
+    return json_response(await control_call(app.functions.update_config, ref.name, inputs(request)))
 
 
 async def delete_function(request: web.Request) -> web.Response:
@@ -81,16 +81,16 @@ async def delete_function(request: web.Request) -> web.Response:
 async def publish_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    params = await read_json(request)
-    return json_response(await control_call(app.versions.publish, ref.name, params), 201)
+    return json_response(await control_call(app.versions.publish, ref.name, inputs(request)), 201)
 
 
 async def list_versions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
+    params = inputs(request)
     return json_response(
         await control_call(
-            app.versions.list, ref.name, request.query.get("Marker"), max_items(request)
+            app.versions.list, ref.name, params.get("Marker"), params.get("MaxItems")
         )
     )
 
@@ -98,42 +98,40 @@ async def list_versions(request: web.Request) -> web.Response:
 async def create_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    params = await read_json(request)
-    return json_response(await control_call(app.aliases.create, ref.name, params), 201)
+    return json_response(await control_call(app.aliases.create, ref.name, inputs(request)), 201)
 
 
 async def get_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    return json_response(await control_call(app.aliases.get, ref.name, request.match_info["Name"]))
+    return json_response(await control_call(app.aliases.get, ref.name, inputs(request)["Name"]))
 
 
 async def update_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    params = await read_json(request)
-    return json_response(
-        await control_call(app.aliases.update, ref.name, request.match_info["Name"], params)
-    )
+    params = inputs(request)
+    return json_response(await control_call(app.aliases.update, ref.name, params["Name"], params))
 
 
 async def delete_alias(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    await control_call(app.aliases.delete, ref.name, request.match_info["Name"])
+    await control_call(app.aliases.delete, ref.name, inputs(request)["Name"])
     return web.Response(status=204)
 
 
 async def list_aliases(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
+    params = inputs(request)
     return json_response(
         await control_call(
             app.aliases.list,
             ref.name,
-            request.query.get("FunctionVersion"),
-            request.query.get("Marker"),
-            max_items(request),
+            params.get("FunctionVersion"),
+            params.get("Marker"),
+            params.get("MaxItems"),
         )
     )
 
@@ -142,61 +140,62 @@ async def list_aliases(request: web.Request) -> web.Response:
 
 
 def _layer(request: web.Request) -> str:
-    return parse_layer_name(request.match_info["LayerName"])
+    return parse_layer_name(inputs(request)["LayerName"])
 
 
 @body_limit(MAX_BODY_BYTES)
 async def publish_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    params = await read_json(request)
-    return json_response(await control_call(app.layers.publish, _layer(request), params), 201)
+    return json_response(
+        await control_call(app.layers.publish, _layer(request), inputs(request)), 201
+    )
 
 
 async def get_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    return json_response(
-        await control_call(app.layers.get, _layer(request), request.match_info["VersionNumber"])
-    )
+    version = inputs(request)["VersionNumber"]
+    return json_response(await control_call(app.layers.get, _layer(request), version))
 
 
 async def delete_layer_version(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    await control_call(app.layers.delete, _layer(request), request.match_info["VersionNumber"])
+    version = inputs(request)["VersionNumber"]
+    await control_call(app.layers.delete, _layer(request), version)
     return web.Response(status=204)
 
 
 async def list_layer_versions(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    q = request.query
+    params = inputs(request)
     return json_response(
         await control_call(
             app.layers.list_versions,
             _layer(request),
-            q.get("CompatibleRuntime"),
-            q.get("CompatibleArchitecture"),
-            q.get("Marker"),
-            max_items(request),
+            params.get("CompatibleRuntime"),
+            params.get("CompatibleArchitecture"),
+            params.get("Marker"),
+            params.get("MaxItems"),
         )
     )
 
 
-async def list_layers_or_find(request: web.Request) -> web.Response:
+async def list_layers(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    q = request.query
-    if q.get("find") == "LayerVersion":
-        arn = q.get("Arn")
-        if not arn:
-            raise InvalidParameterValue("Arn is required")
-        return json_response(await control_call(app.layers.get_by_arn, arn))
+    params = inputs(request)
     return json_response(
         await control_call(
             app.layers.list_layers,
-            q.get("CompatibleRuntime"),
-            q.get("CompatibleArchitecture"),
-            q.get("Marker"),
-            max_items(request),
+            params.get("CompatibleRuntime"),
+            params.get("CompatibleArchitecture"),
+            params.get("Marker"),
+            params.get("MaxItems"),
         )
     )
+
+
+async def get_layer_version_by_arn(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    return json_response(await control_call(app.layers.get_by_arn, inputs(request)["Arn"]))
 
 
 # --- invoke --------------------------------------------------------------------------
@@ -206,19 +205,13 @@ async def list_layers_or_find(request: web.Request) -> web.Response:
 async def invoke(request: web.Request) -> web.StreamResponse:
     app = request.app[APP_KEY]
     ref = function_ref(request)
-    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    invocation_type = inputs(request).get("InvocationType") or "RequestResponse"
     payload = await request.read()
     if invocation_type == "DryRun":
         app.resolver.resolve(ref.name, ref.qualifier)
         return web.Response(status=204)
     if invocation_type == "Event":
         return await app.enqueue_event(ref, payload, request)
-    if invocation_type != "RequestResponse":
-        raise InvalidParameterValue(
-            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed "
-            "to satisfy constraint: Member must satisfy enum value set: [Event, "
-            "RequestResponse, DryRun]"
-        )
     log_tail, client_context = invoke_headers(request)
     result = await app.invoker.invoke(
         ref, payload, log_tail=log_tail, client_context=client_context
@@ -242,12 +235,8 @@ async def invoke(request: web.Request) -> web.StreamResponse:
 async def put_concurrency(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    params = await read_json(request)
-    return json_response(
-        await control_call(
-            app.functions.put_concurrency, ref.name, params.get("ReservedConcurrentExecutions")
-        )
-    )
+    reserved = inputs(request)["ReservedConcurrentExecutions"]
+    return json_response(await control_call(app.functions.put_concurrency, ref.name, reserved))
 
 
 async def get_concurrency(request: web.Request) -> web.Response:
@@ -270,57 +259,52 @@ async def account_settings(request: web.Request) -> web.Response:
 
 async def tag_resource(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    params = await read_json(request)
-    await control_call(app.functions.tag, request.match_info["Resource"], params.get("Tags"))
+    params = inputs(request)
+    await control_call(app.functions.tag, params["Resource"], params["Tags"])
     return web.Response(status=204)
 
 
 async def untag_resource(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    keys = request.query.getall("tagKeys", [])
-    await control_call(app.functions.untag, request.match_info["Resource"], keys)
+    params = inputs(request)
+    await control_call(app.functions.untag, params["Resource"], params["TagKeys"])
     return web.Response(status=204)
 
 
 async def list_tags(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    return json_response(
-        await control_call(app.functions.list_tags, request.match_info["Resource"])
-    )
+    return json_response(await control_call(app.functions.list_tags, inputs(request)["Resource"]))
 
 
 def register(web_app: web.Application) -> None:
-    r = web_app.router
-    fn = F + "/{FunctionName}"
-    r.add_post(F, create_function)
-    r.add_get(F, list_functions)
-    r.add_get(F + "/", list_functions)
-    r.add_get(fn, get_function)
-    r.add_delete(fn, delete_function)
-    r.add_get(fn + "/configuration", get_function_configuration)
-    r.add_put(fn + "/configuration", update_function_configuration)
-    r.add_put(fn + "/code", update_function_code)
-    r.add_post(fn + "/invocations", invoke)
-    r.add_post(fn + "/versions", publish_version)
-    r.add_get(fn + "/versions", list_versions)
-    r.add_post(fn + "/aliases", create_alias)
-    r.add_get(fn + "/aliases", list_aliases)
-    r.add_get(fn + "/aliases/{Name}", get_alias)
-    r.add_put(fn + "/aliases/{Name}", update_alias)
-    r.add_delete(fn + "/aliases/{Name}", delete_alias)
-    c = "/2017-10-31/functions/{FunctionName}/concurrency"
-    r.add_put(c, put_concurrency)
-    r.add_delete(c, delete_concurrency)
-    r.add_get("/2019-09-30/functions/{FunctionName}/concurrency", get_concurrency)
-    r.add_get("/2016-08-19/account-settings", account_settings)
-    r.add_get("/2016-08-19/account-settings/", account_settings)
-    t = "/2017-03-31/tags/{Resource}"
-    r.add_post(t, tag_resource)
-    r.add_delete(t, untag_resource)
-    r.add_get(t, list_tags)
-    layers = "/2018-10-31/layers"
-    r.add_get(layers, list_layers_or_find)
-    r.add_post(layers + "/{LayerName}/versions", publish_layer_version)
-    r.add_get(layers + "/{LayerName}/versions", list_layer_versions)
-    r.add_get(layers + "/{LayerName}/versions/{VersionNumber}", get_layer_version)
-    r.add_delete(layers + "/{LayerName}/versions/{VersionNumber}", delete_layer_version)
+    for name, handler in {
+        "CreateFunction": create_function,
+        "ListFunctions": list_functions,
+        "GetFunction": get_function,
+        "DeleteFunction": delete_function,
+        "GetFunctionConfiguration": get_function_configuration,
+        "UpdateFunctionConfiguration": update_function_configuration,
+        "UpdateFunctionCode": update_function_code,
+        "Invoke": invoke,
+        "PublishVersion": publish_version,
+        "ListVersionsByFunction": list_versions,
+        "CreateAlias": create_alias,
+        "ListAliases": list_aliases,
+        "GetAlias": get_alias,
+        "UpdateAlias": update_alias,
+        "DeleteAlias": delete_alias,
+        "PutFunctionConcurrency": put_concurrency,
+        "DeleteFunctionConcurrency": delete_concurrency,
+        "GetFunctionConcurrency": get_concurrency,
+        "GetAccountSettings": account_settings,
+        "TagResource": tag_resource,
+        "UntagResource": untag_resource,
+        "ListTags": list_tags,
+        "ListLayers": list_layers,
+        "GetLayerVersionByArn": get_layer_version_by_arn,
+        "PublishLayerVersion": publish_layer_version,
+        "ListLayerVersions": list_layer_versions,
+        "GetLayerVersion": get_layer_version,
+        "DeleteLayerVersion": delete_layer_version,
+    }.items():
+        add_operation(web_app, name, handler)

@@ -17,14 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from firebox import messages as m
+from firebox.api.operations import json11_operation
 from firebox.api.server import APP_KEY, TARGETS_KEY, body_limit
-from firebox.errors import (
-    LogsInvalidParameter,
-    LogsResourceAlreadyExists,
-    LogsResourceNotFound,
-    LogsTooManyTags,
-    ValidationError,
-)
+from firebox.errors import FireboxError, LogsInvalidParameter
 from firebox.observe.patterns import compile_pattern, required_terms
 from firebox.store.logs.base import Cursor, GroupInfo, StoredEvent, StreamInfo
 
@@ -67,105 +63,58 @@ FILTER_SCAN_LIMIT = 100_000
 FILTER_BUDGET_S = 1.0
 
 MAX_TAGS = 50
-NO_GROUP = "The specified log group does not exist."
-NO_STREAM = "The specified log stream does not exist."
 
 
-# --- parameters -----------------------------------------------------------------------
-
-
-def _str(params: dict[str, Any], key: str, required: bool = False) -> str | None:
-    value = params.get(key)
-    if value is None:
-        if required:
-            raise ValidationError(
-                f"1 validation error detected: Value null at '{key}' failed to satisfy "
-                "constraint: Member must not be null"
-            )
-        return None
-    if not isinstance(value, str):
-        raise LogsInvalidParameter(f"{key} must be a string")
-    return value
-
-
-def _int(
-    params: dict[str, Any], key: str, lo: int | None = None, hi: int | None = None
-) -> int | None:
-    value = params.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise LogsInvalidParameter(f"{key} must be an integer")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise LogsInvalidParameter(
-            f"1 validation error detected: Value '{value}' at '{key}' failed to satisfy "
-            f"constraint: Member must have value between {lo} and {hi}"
-        )
-    return value
+# --- parameters (their JSON types, lengths, patterns and ranges were checked against the
+# model at the edge: api/operations.py) ---------------------------------------------------
 
 
 def _group_name(name: str) -> str:
-    if not _GROUP_NAME.fullmatch(name):
-        raise LogsInvalidParameter(
-            f"1 validation error detected: Value '{name}' at 'logGroupName' failed to satisfy "
-            "constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+"
-        )
+    if len(name) > 512:
+        raise m.LOG_NAME_TOO_LONG()
+    return name
+
+
+def _stream_name(name: str) -> str:
+    if len(name) > 512:
+        raise m.LOG_NAME_TOO_LONG()
     return name
 
 
 def _group_param(params: dict[str, Any]) -> str:
     """logGroupName, or logGroupIdentifier (a name or an ARN), exactly one of them."""
-    name = _str(params, "logGroupName")
-    ident = _str(params, "logGroupIdentifier")
+    name: str | None = params.get("logGroupName")
+    ident: str | None = params.get("logGroupIdentifier")
     if name is not None and ident is not None:
-        raise LogsInvalidParameter(
-            "LogGroup name and LogGroup ARN are mutually exclusive parameters."
-        )
+        raise m.LOG_NAME_AND_ARN()
     if ident is not None:
         if ident.startswith("arn:"):
             parts = ident.split(":")
             if len(parts) < 7 or parts[5] != "log-group":
-                raise LogsInvalidParameter(f"Invalid log group ARN: {ident}")
+                raise m.LOG_GROUP_ARN_INVALID(arn=ident)
             name = parts[6]
         else:
             name = ident
     if name is None:
-        raise LogsInvalidParameter("Either logGroupName or logGroupIdentifier is required.")
+        raise m.LOG_GROUP_REQUIRED()
     return _group_name(name)
 
 
-def _stream_name(name: str) -> str:
-    if not 1 <= len(name) <= 512 or ":" in name or "*" in name:
-        raise LogsInvalidParameter(
-            f"1 validation error detected: Value '{name}' at 'logStreamName' failed to satisfy "
-            "constraint: Member must satisfy regular expression pattern: [^:*]*"
-        )
-    return name
+def _tags(raw: dict[str, str] | None) -> dict[str, str]:
+    tags = dict(raw or {})
+    if len(tags) > MAX_TAGS:
+        raise m.LOG_TOO_MANY_TAGS(limit=MAX_TAGS)
+    return tags
 
 
-def _tags(raw: Any, required: bool = False) -> dict[str, str]:
-    if raw is None and not required:
-        return {}
-    if (
-        not isinstance(raw, dict)
-        or (required and not raw)
-        or not all(
-            isinstance(k, str) and isinstance(v, str) and 1 <= len(k) <= 128 and len(v) <= 256
-            for k, v in raw.items()
-        )
-    ):
-        raise LogsInvalidParameter(
-            "tags must map 1-128 character keys to strings of at most 256 characters"
-        )
-    if len(raw) > MAX_TAGS:
-        raise LogsTooManyTags(f"A resource can have no more than {MAX_TAGS} tags.")
-    return dict(raw)
-
-
-def _keys(raw: Any) -> list[str]:
-    if not isinstance(raw, list) or not raw or not all(isinstance(k, str) for k in raw):
-        raise LogsInvalidParameter("tagKeys must be a non-empty list of strings")
-    return list(raw)
+def _missing(exc: KeyError, group: str, stream: str | None = None) -> FireboxError:
+    """The store's KeyError(name) for a missing group or stream, as CloudWatch words it;
+    any other KeyError is a bug, re-raised as it is."""
+    if exc.args == (group,):
+        return m.LOG_GROUP_NOT_FOUND()
+    if stream is not None and exc.args == (stream,):
+        return m.LOG_STREAM_NOT_FOUND()
+    raise exc
 
 
 def _encode_token(data: Any) -> str:
@@ -176,16 +125,16 @@ def _decode_token(token: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, binascii.Error):
-        raise LogsInvalidParameter("The specified nextToken is invalid.") from None
+        raise m.LOG_NEXT_TOKEN_INVALID() from None
 
 
 def _offset(params: dict[str, Any]) -> int:
-    token = _str(params, "nextToken")
+    token: str | None = params.get("nextToken")
     if token is None:
         return 0
     value = _decode_token(token)
     if not isinstance(value, dict) or not isinstance(value.get("offset"), int):
-        raise LogsInvalidParameter("The specified nextToken is invalid.")
+        raise m.LOG_NEXT_TOKEN_INVALID()
     return int(value["offset"])
 
 
@@ -205,12 +154,13 @@ class LogsApi:
         s = app.settings
         self.arn_prefix = f"arn:aws:logs:{s.region}:{s.account_id}:log-group:"
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a store call off the loop; a missing group (KeyError) is ResourceNotFound."""
+    async def _run(self, fn: Callable[..., Any], group: str, *args: Any) -> Any:
+        """Run a store call on ``group`` off the loop; the store's KeyError for a missing
+        group is ResourceNotFound."""
         try:
-            return await asyncio.to_thread(fn, *args)
-        except KeyError:
-            raise LogsResourceNotFound(NO_GROUP) from None
+            return await asyncio.to_thread(fn, group, *args)
+        except KeyError as exc:
+            raise _missing(exc, group) from None
 
     def _group_shape(self, g: GroupInfo) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -243,36 +193,32 @@ class LogsApi:
     # --- groups and streams -----------------------------------------------------------
 
     async def create_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = _group_name(_str(params, "logGroupName", required=True) or "")
+        name = _group_name(params["logGroupName"])
         tags = _tags(params.get("tags"))
         if not await self._run(self.store.create_group, name):
-            raise LogsResourceAlreadyExists("The specified log group already exists")
+            raise m.LOG_GROUP_EXISTS()
         if tags:
             await self._run(self.store.set_tags, name, tags)
         return {}
 
     async def delete_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = _group_name(_str(params, "logGroupName", required=True) or "")
+        name = _group_name(params["logGroupName"])
         if not await self._run(self.store.delete_group, name):
-            raise LogsResourceNotFound(NO_GROUP)
+            raise m.LOG_GROUP_NOT_FOUND()
         return {}
 
     async def describe_log_groups(self, params: dict[str, Any]) -> dict[str, Any]:
-        prefix = _str(params, "logGroupNamePrefix")
-        pattern = _str(params, "logGroupNamePattern")
+        prefix = params.get("logGroupNamePrefix")
+        pattern = params.get("logGroupNamePattern")
         if prefix is not None and pattern is not None:
-            raise LogsInvalidParameter(
-                "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters."
-            )
-        limit = _int(params, "limit", 1, 50) or 50
-        groups: list[GroupInfo] = await self._run(self.store.groups, prefix or "")
+            raise m.LOG_PREFIX_AND_PATTERN()
+        limit = params.get("limit") or 50
+        groups: list[GroupInfo] = await asyncio.to_thread(self.store.groups, prefix or "")
         if pattern:
             groups = [g for g in groups if pattern.lower() in g.name.lower()]
-        idents = params.get("logGroupIdentifiers")
-        if isinstance(idents, list) and idents:
-            names = {
-                i.split(":")[6] if i.startswith("arn:") else i for i in idents if isinstance(i, str)
-            }
+        idents: list[str] | None = params.get("logGroupIdentifiers")
+        if idents:
+            names = {i.split(":")[6] if i.count(":") >= 6 else i for i in idents}
             groups = [g for g in groups if g.name in names]
         page, token = _page(groups, _offset(params), limit)
         out: dict[str, Any] = {"logGroups": [self._group_shape(g) for g in page]}
@@ -281,62 +227,48 @@ class LogsApi:
         return out
 
     async def put_retention_policy(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = _group_name(_str(params, "logGroupName", required=True) or "")
-        days = params.get("retentionInDays")
-        if days not in RETENTION_DAYS or isinstance(days, bool):
+        name = _group_name(params["logGroupName"])
+        days = params["retentionInDays"]
+        if days not in RETENTION_DAYS:
             raise LogsInvalidParameter(
                 f"1 validation error detected: Value '{days}' at 'retentionInDays' failed to "
                 f"satisfy constraint: Member must satisfy enum value set: "
                 f"[{', '.join(str(d) for d in RETENTION_DAYS)}]"
             )
         if not await self._run(self.store.set_retention, name, days):
-            raise LogsResourceNotFound(NO_GROUP)
+            raise m.LOG_GROUP_NOT_FOUND()
         return {}
 
     async def delete_retention_policy(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = _group_name(_str(params, "logGroupName", required=True) or "")
+        name = _group_name(params["logGroupName"])
         if not await self._run(self.store.set_retention, name, None):
-            raise LogsResourceNotFound(NO_GROUP)
+            raise m.LOG_GROUP_NOT_FOUND()
         return {}
 
     async def create_log_stream(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = _group_name(_str(params, "logGroupName", required=True) or "")
-        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
-        try:
-            created = await asyncio.to_thread(self.store.create_stream, group, stream)
-        except KeyError:
-            raise LogsResourceNotFound(NO_GROUP) from None
+        group = _group_name(params["logGroupName"])
+        stream = _stream_name(params["logStreamName"])
+        created = await self._run(self.store.create_stream, group, stream)
         if not created:
-            raise LogsResourceAlreadyExists("The specified log stream already exists")
+            raise m.LOG_STREAM_EXISTS()
         return {}
 
     async def delete_log_stream(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = _group_name(_str(params, "logGroupName", required=True) or "")
-        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
-        try:
-            deleted = await asyncio.to_thread(self.store.delete_stream, group, stream)
-        except KeyError:
-            raise LogsResourceNotFound(NO_GROUP) from None
+        group = _group_name(params["logGroupName"])
+        stream = _stream_name(params["logStreamName"])
+        deleted = await self._run(self.store.delete_stream, group, stream)
         if not deleted:
-            raise LogsResourceNotFound(NO_STREAM)
+            raise m.LOG_STREAM_NOT_FOUND()
         return {}
 
     async def describe_log_streams(self, params: dict[str, Any]) -> dict[str, Any]:
         group = _group_param(params)
-        prefix = _str(params, "logStreamNamePrefix")
-        order = _str(params, "orderBy") or "LogStreamName"
-        if order not in ("LogStreamName", "LastEventTime"):
-            raise LogsInvalidParameter(
-                f"1 validation error detected: Value '{order}' at 'orderBy' failed to satisfy "
-                "constraint: Member must satisfy enum value set: [LogStreamName, LastEventTime]"
-            )
+        prefix = params.get("logStreamNamePrefix")
+        order = params.get("orderBy") or "LogStreamName"
         if prefix is not None and order == "LastEventTime":
-            raise LogsInvalidParameter("Cannot order by LastEventTime with a logStreamNamePrefix.")
-        limit = _int(params, "limit", 1, 50) or 50
-        try:
-            streams: list[StreamInfo] = await asyncio.to_thread(self.store.streams, group)
-        except KeyError:
-            raise LogsResourceNotFound(NO_GROUP) from None
+            raise m.LOG_ORDER_WITH_PREFIX()
+        limit = params.get("limit") or 50
+        streams: list[StreamInfo] = await self._run(self.store.streams, group)
         if prefix:
             streams = [s for s in streams if s.name.startswith(prefix)]
         if order == "LastEventTime":
@@ -352,43 +284,41 @@ class LogsApi:
     # --- tags -----------------------------------------------------------------------
 
     def _arn_group(self, params: dict[str, Any]) -> str:
-        arn = _str(params, "resourceArn", required=True) or ""
+        arn: str = params["resourceArn"]
         parts = arn.split(":")
         if len(parts) < 7 or parts[0] != "arn" or parts[5] != "log-group":
-            raise LogsInvalidParameter(f"Invalid resourceArn: {arn}")
+            raise m.LOG_RESOURCE_ARN_INVALID(arn=arn)
         return _group_name(parts[6])
 
     async def _tag(self, group: str, add: dict[str, str], remove: list[str]) -> None:
         current: dict[str, str] = await self._run(self.store.tags, group)
         if len(set(current) - set(remove) | set(add)) > MAX_TAGS:
-            raise LogsTooManyTags(
-                f"A resource can have no more than {MAX_TAGS} tags.", resourceName=group
-            )
+            raise m.LOG_TOO_MANY_TAGS({"resourceName": group}, limit=MAX_TAGS)
         await self._run(self.store.set_tags, group, add, remove)
 
     async def tag_resource(self, params: dict[str, Any]) -> dict[str, Any]:
-        await self._tag(self._arn_group(params), _tags(params.get("tags"), required=True), [])
+        await self._tag(self._arn_group(params), _tags(params["tags"]), [])
         return {}
 
     async def untag_resource(self, params: dict[str, Any]) -> dict[str, Any]:
-        await self._tag(self._arn_group(params), {}, _keys(params.get("tagKeys")))
+        await self._tag(self._arn_group(params), {}, list(params["tagKeys"]))
         return {}
 
     async def list_tags_for_resource(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"tags": await self._run(self.store.tags, self._arn_group(params))}
 
     async def tag_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = _group_name(_str(params, "logGroupName", required=True) or "")
-        await self._tag(group, _tags(params.get("tags"), required=True), [])
+        group = _group_name(params["logGroupName"])
+        await self._tag(group, _tags(params["tags"]), [])
         return {}
 
     async def untag_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = _group_name(_str(params, "logGroupName", required=True) or "")
-        await self._tag(group, {}, _keys(params.get("tags")))
+        group = _group_name(params["logGroupName"])
+        await self._tag(group, {}, list(params["tags"]))
         return {}
 
     async def list_tags_log_group(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = _group_name(_str(params, "logGroupName", required=True) or "")
+        group = _group_name(params["logGroupName"])
         return {"tags": await self._run(self.store.tags, group)}
 
     # --- events -----------------------------------------------------------------------
@@ -396,43 +326,20 @@ class LogsApi:
     # A batch is 1 MiB of messages; its JSON adds escapes and the fields of each event.
     @body_limit(4 * 1024 * 1024)
     async def put_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = _group_name(_str(params, "logGroupName", required=True) or "")
-        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
-        raw = params.get("logEvents")
-        if not isinstance(raw, list) or not raw:
-            raise LogsInvalidParameter("logEvents must contain at least one event")
-        if len(raw) > MAX_EVENTS:
-            raise LogsInvalidParameter("logEvents may contain at most 10000 events")
-        events: list[tuple[int, str]] = []
-        for e in raw:
-            if (
-                not isinstance(e, dict)
-                or not isinstance(e.get("timestamp"), int)
-                or not isinstance(e.get("message"), str)
-            ):
-                raise LogsInvalidParameter(
-                    "each log event needs an integer timestamp and a string message"
-                )
-            events.append((e["timestamp"], e["message"]))
+        group = _group_name(params["logGroupName"])
+        stream = _stream_name(params["logStreamName"])
+        events = [(int(e["timestamp"]), e["message"]) for e in params["logEvents"]]
         if any(b[0] < a[0] for a, b in zip(events, events[1:], strict=False)):
-            raise LogsInvalidParameter(
-                "Log events in a single PutLogEvents request must be in chronological order."
-            )
+            raise m.LOG_EVENTS_ORDER()
         if events[-1][0] - events[0][0] > DAY_MS:
-            raise LogsInvalidParameter(
-                "The batch of log events in a single PutLogEvents request cannot span more "
-                "than 24 hours."
-            )
+            raise m.LOG_EVENTS_SPAN()
         groups = await asyncio.to_thread(self.store.groups, group)
         info = next((g for g in groups if g.name == group), None)
         if info is None:
-            raise LogsResourceNotFound(NO_GROUP)
-        try:
-            streams = await asyncio.to_thread(self.store.streams, group)
-        except KeyError:
-            raise LogsResourceNotFound(NO_GROUP) from None
+            raise m.LOG_GROUP_NOT_FOUND()
+        streams: list[StreamInfo] = await self._run(self.store.streams, group)
         if not any(s.name == stream for s in streams):
-            raise LogsResourceNotFound(NO_STREAM)
+            raise m.LOG_STREAM_NOT_FOUND()
         now = int(time.time() * 1000)
         too_old = now - 14 * DAY_MS
         expired = now - info.retention_days * DAY_MS if info.retention_days else None
@@ -465,11 +372,11 @@ class LogsApi:
 
     async def get_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
         group = _group_param(params)
-        stream = _stream_name(_str(params, "logStreamName", required=True) or "")
-        start = _int(params, "startTime", 0)
-        end = _int(params, "endTime", 0)
-        limit = _int(params, "limit", 1, MAX_EVENTS) or MAX_EVENTS
-        token = _str(params, "nextToken")
+        stream = _stream_name(params["logStreamName"])
+        start = params.get("startTime")
+        end = params.get("endTime")
+        limit = params.get("limit") or MAX_EVENTS
+        token = params.get("nextToken")
         cursor: Cursor | None = None
         if token is not None:
             direction, cursor = _parse_event_token(token)
@@ -488,7 +395,7 @@ class LogsApi:
                     self.store.read, group, stream, start, end, cursor, read_forward, limit
                 )
         except KeyError as exc:
-            raise LogsResourceNotFound(NO_STREAM if exc.args[0] == stream else NO_GROUP) from None
+            raise _missing(exc, group, stream) from None
         events = _cap_bytes(events, keep_newest=not forward)
         if events:
             fwd, back = events[-1].cursor, events[0].cursor
@@ -506,22 +413,16 @@ class LogsApi:
     async def filter_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
         group = _group_param(params)
         names = params.get("logStreamNames")
-        prefix = _str(params, "logStreamNamePrefix")
+        prefix = params.get("logStreamNamePrefix")
         if names is not None and prefix is not None:
-            raise LogsInvalidParameter(
-                "logStreamNames and logStreamNamePrefix are mutually exclusive parameters."
-            )
-        if names is not None and (
-            not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names)
-        ):
-            raise LogsInvalidParameter("logStreamNames must be a non-empty list of names")
-        start = _int(params, "startTime", 0)
-        end = _int(params, "endTime", 0)
-        limit = _int(params, "limit", 1, MAX_EVENTS) or MAX_EVENTS
-        pattern = _str(params, "filterPattern")
+            raise m.LOG_STREAMS_NAMES_AND_PREFIX()
+        start = params.get("startTime")
+        end = params.get("endTime")
+        limit = params.get("limit") or MAX_EVENTS
+        pattern = params.get("filterPattern")
         match = compile_pattern(pattern)
         after: Cursor | None = None
-        token = _str(params, "nextToken")
+        token = params.get("nextToken")
         if token is not None:
             value = _decode_token(token)
             if not (
@@ -529,7 +430,7 @@ class LogsApi:
                 and len(value) == 2
                 and all(isinstance(v, int) for v in value)
             ):
-                raise LogsInvalidParameter("The specified nextToken is invalid.")
+                raise m.LOG_NEXT_TOKEN_INVALID()
             after = (value[0], value[1])
         try:
             events, resume = await asyncio.to_thread(
@@ -546,8 +447,8 @@ class LogsApi:
                 required_terms(pattern),
                 FILTER_BUDGET_S,
             )
-        except KeyError:
-            raise LogsResourceNotFound(NO_GROUP) from None
+        except KeyError as exc:
+            raise _missing(exc, group) from None
         capped = _cap_bytes(events, keep_newest=False)
         if len(capped) < len(events):
             resume = capped[-1].cursor
@@ -579,7 +480,7 @@ def _parse_event_token(token: str) -> tuple[str, Cursor]:
         or parts[0] not in ("f", "b")
         or not (parts[1].isdigit() and parts[2].isdigit())
     ):
-        raise LogsInvalidParameter("The specified nextToken is invalid.")
+        raise m.LOG_NEXT_TOKEN_INVALID()
     return parts[0], (int(parts[1]), int(parts[2]))
 
 
@@ -618,4 +519,4 @@ def register(web_app: web.Application) -> None:
         "ListTagsLogGroup": api.list_tags_log_group,
     }
     for op, handler in handlers.items():
-        web_app[TARGETS_KEY][PREFIX + op] = handler
+        web_app[TARGETS_KEY][PREFIX + op] = json11_operation("logs", op, handler)

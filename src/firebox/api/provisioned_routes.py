@@ -5,39 +5,38 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from firebox.api.params import control_call, max_items
-from firebox.api.server import APP_KEY, json_response, read_json
-from firebox.arn import parse_function_ref
-
-PATH = "/2019-09-30/functions/{FunctionName}/provisioned-concurrency"
+from firebox.api.operations import add_operation
+from firebox.api.params import control_call, function_ref, inputs
+from firebox.api.server import APP_KEY, json_response
 
 
-def _target(request: web.Request) -> tuple[str, str | None]:
-    ref = parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))
-    return ref.name, ref.qualifier
+def _target(request: web.Request) -> tuple[str, str]:
+    """The function and its Qualifier (required by the model for these operations)."""
+    ref = function_ref(request)
+    return ref.name, ref.qualifier or inputs(request)["Qualifier"]
 
 
 async def put_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     name, qualifier = _target(request)
-    params = await read_json(request)
-    result = await control_call(
-        app.provisioned.put, name, qualifier, params.get("ProvisionedConcurrentExecutions")
-    )
+    requested = inputs(request)["ProvisionedConcurrentExecutions"]
+    result = await control_call(app.provisioned.put, name, qualifier, requested)
     return json_response(result, 202)
 
 
-async def get_or_list(request: web.Request) -> web.Response:
+async def get_config(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    if request.query.get("List") == "ALL":
-        name = parse_function_ref(request.match_info["FunctionName"]).name
-        return json_response(
-            await control_call(
-                app.provisioned.list, name, request.query.get("Marker"), max_items(request, 50)
-            )
-        )
     name, qualifier = _target(request)
     return json_response(await control_call(app.provisioned.get, name, qualifier))
+
+
+async def list_configs(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    params = inputs(request)
+    name = function_ref(request, allow_qualifier=False).name
+    return json_response(
+        await control_call(app.provisioned.list, name, params.get("Marker"), params.get("MaxItems"))
+    )
 
 
 async def delete_config(request: web.Request) -> web.Response:
@@ -48,7 +47,7 @@ async def delete_config(request: web.Request) -> web.Response:
 
 
 def register(web_app: web.Application) -> None:
-    r = web_app.router
-    r.add_put(PATH, put_config)
-    r.add_get(PATH, get_or_list)
-    r.add_delete(PATH, delete_config)
+    add_operation(web_app, "PutProvisionedConcurrencyConfig", put_config)
+    add_operation(web_app, "GetProvisionedConcurrencyConfig", get_config)
+    add_operation(web_app, "ListProvisionedConcurrencyConfigs", list_configs)
+    add_operation(web_app, "DeleteProvisionedConcurrencyConfig", delete_config)

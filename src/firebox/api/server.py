@@ -25,11 +25,11 @@ from firebox.api.sigv4 import check_headers, check_signature
 from firebox.errors import (
     AccessDenied,
     FireboxError,
-    InvalidRequestContent,
     RequestTooLarge,
     ServiceError,
     UnknownOperation,
 )
+from firebox.messages import BODY_NOT_JSON, JSON11_NOT_JSON
 
 if TYPE_CHECKING:
     from firebox.app import App
@@ -43,6 +43,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 APP_KEY: web.AppKey[App] = web.AppKey("firebox", t=object)  # type: ignore[arg-type]
 PUBLIC_KEY = web.AppKey("public_routes", set)
 TARGETS_KEY = web.AppKey("targets", dict)
+JSON_BODY_KEY = web.RequestKey("json_body", dict)
 
 # Request bodies are limited per route, before any of it is read. Only the operations
 # that carry a zip get the large limit (a 50 MB zip is 66.7 MB as base64 inside JSON);
@@ -76,17 +77,28 @@ def json_response(
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or InvalidRequestContent."""
+    """The request body as a JSON object (parsed once per request), or the protocol's
+    error for a body that is not one."""
+    cached = request.get(JSON_BODY_KEY)
+    if cached is not None:
+        return cached
     body = await request.read()
-    if not body:
-        return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestContent(f"Could not parse request body into json: {exc}") from None
+    data: Any = {}
+    if body:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _not_json(request, str(exc)) from None
     if not isinstance(data, dict):
-        raise InvalidRequestContent("Could not parse request body into json: expected an object")
+        raise _not_json(request, "expected an object")
+    request[JSON_BODY_KEY] = data
     return data
+
+
+def _not_json(request: web.Request, detail: str) -> FireboxError:
+    if _protocol(request) == JSON_11:
+        return JSON11_NOT_JSON(detail=detail)
+    return BODY_NOT_JSON(detail=detail)
 
 
 def public(handler: Handler) -> Handler:

@@ -15,14 +15,11 @@ import json
 from aiohttp import web
 
 from firebox.api.eventstream import event
-from firebox.api.params import invoke_headers
+from firebox.api.operations import add_operation
+from firebox.api.params import function_ref, inputs, invoke_headers
 from firebox.api.server import APP_KEY, INVOKE_BODY_BYTES, INVOKE_TOO_LARGE, body_limit
-from firebox.arn import parse_function_ref
-from firebox.errors import InvalidParameterValue
 from firebox.invoke.sync import InvokeResult
 from firebox.workers.stream import ResponseStream
-
-PATH = "/2021-11-15/functions/{FunctionName}/response-streaming-invocations"
 
 
 def _chunk(data: bytes) -> bytes:
@@ -47,18 +44,12 @@ def _complete(result: InvokeResult) -> bytes:
 @body_limit(INVOKE_BODY_BYTES, INVOKE_TOO_LARGE)
 async def invoke_with_response_stream(request: web.Request) -> web.StreamResponse:
     app = request.app[APP_KEY]
-    ref = parse_function_ref(request.match_info["FunctionName"], request.query.get("Qualifier"))
-    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    ref = function_ref(request)
+    invocation_type = inputs(request).get("InvocationType") or "RequestResponse"
     payload = await request.read()
     if invocation_type == "DryRun":
         app.resolver.resolve(ref.name, ref.qualifier)
         return web.Response(status=204)
-    if invocation_type != "RequestResponse":
-        raise InvalidParameterValue(
-            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
-            "failed to satisfy constraint: Member must satisfy enum value set: "
-            "[RequestResponse, DryRun]"
-        )
     log_tail, client_context = invoke_headers(request)
     stream = ResponseStream()
     task = asyncio.ensure_future(
@@ -105,4 +96,4 @@ def _response(request: web.Request, version: str, content_type: str) -> web.Stre
 
 
 def register(web_app: web.Application) -> None:
-    web_app.router.add_post(PATH, invoke_with_response_stream)
+    add_operation(web_app, "InvokeWithResponseStream", invoke_with_response_stream)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from firebox.api.params import control_call, function_ref, max_items
-from firebox.api.server import APP_KEY, json_response, read_json
-
-U = "/2021-10-31/functions/{FunctionName}"
+from firebox.api.operations import add_operation
+from firebox.api.params import control_call, function_ref, inputs
+from firebox.api.server import APP_KEY, json_response
 
 
 async def create(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request)
-    params = await read_json(request)
     return json_response(
-        await control_call(app.triggers.urls.create, ref.name, ref.qualifier, params), 201
+        await control_call(app.triggers.urls.create, ref.name, ref.qualifier, inputs(request)), 201
     )
 
 
@@ -28,9 +26,8 @@ async def get(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ref = function_ref(request)
-    params = await read_json(request)
     return json_response(
-        await control_call(app.triggers.urls.update, ref.name, ref.qualifier, params)
+        await control_call(app.triggers.urls.update, ref.name, ref.qualifier, inputs(request))
     )
 
 
@@ -43,17 +40,18 @@ async def delete(request: web.Request) -> web.Response:
 
 async def list_configs(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    ref = function_ref(request)
-    limit = max_items(request, 50)
+    ref = function_ref(request, allow_qualifier=False)
+    params = inputs(request)
     return json_response(
-        await control_call(app.triggers.urls.list, ref.name, request.query.get("Marker"), limit)
+        await control_call(
+            app.triggers.urls.list, ref.name, params.get("Marker"), params.get("MaxItems")
+        )
     )
 
 
 def register(web_app: web.Application) -> None:
-    r = web_app.router
-    r.add_post(U + "/url", create)
-    r.add_get(U + "/url", get)
-    r.add_put(U + "/url", update)
-    r.add_delete(U + "/url", delete)
-    r.add_get(U + "/urls", list_configs)
+    add_operation(web_app, "CreateFunctionUrlConfig", create)
+    add_operation(web_app, "GetFunctionUrlConfig", get)
+    add_operation(web_app, "UpdateFunctionUrlConfig", update)
+    add_operation(web_app, "DeleteFunctionUrlConfig", delete)
+    add_operation(web_app, "ListFunctionUrlConfigs", list_configs)
