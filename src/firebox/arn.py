@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from firebox.errors import InvalidParameterValue, ValidationError
+from firebox.errors import ValidationError
+from firebox.messages import (
+    FUNCTION_NAME_TOO_LONG,
+    FUNCTION_OTHER_REGION,
+    LAYER_VERSION_ARN_INVALID,
+    QUALIFIER_MISMATCH,
+)
 
 LATEST = "$LATEST"
 
@@ -15,10 +21,15 @@ VERSION_RE = re.compile(r"^[0-9]+$")
 QUALIFIER_RE = re.compile(r"^(\$LATEST|[a-zA-Z0-9_-]{1,128})$")
 LAYER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,140}$")
 
-# botocore's pattern for FunctionName: name, partial ARN or full ARN, each with an optional
-# qualifier.
+# botocore's pattern for FunctionName (NamespacedFunctionName): name, partial ARN or full ARN,
+# each with an optional qualifier.
+FUNCTION_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
+)
 _FUNCTION_REF_RE = re.compile(
-    r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d):)?"
+    r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:"
+    r"(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
     r"(?:(?P<account>\d{12}):)?(?:function:)?"
     r"(?P<name>[a-zA-Z0-9_.-]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$"
 )
@@ -34,25 +45,30 @@ class FunctionRef:
     qualifier: str | None
 
 
-def parse_function_ref(ref: str, qualifier: str | None = None) -> FunctionRef:
+def parse_function_ref(
+    ref: str, qualifier: str | None = None, region: str | None = None
+) -> FunctionRef:
     """Split a FunctionName (name, partial or full ARN) and an explicit Qualifier.
 
-    Raises ValidationError for a malformed name and InvalidParameterValue when the name's
-    own qualifier disagrees with the explicit one.
+    Raises ValidationError for a malformed name, InvalidParameterValue for a name over 64
+    characters or a qualifier that disagrees with the name's own, and ResourceNotFound for
+    an ARN of another region than ``region`` (the server's), as Lambda does.
     """
-    if not ref or len(ref) > 170:
+    if not ref or len(ref) > 256:
         raise ValidationError(
             f"1 validation error detected: Value '{ref}' at 'functionName' failed to satisfy "
-            "constraint: Member must have length less than or equal to 170"
+            "constraint: Member must have length less than or equal to 256"
         )
     m = _FUNCTION_REF_RE.match(ref)
-    if m is None or len(m["name"]) > 64:
+    if m is None:
         raise ValidationError(
             f"1 validation error detected: Value '{ref}' at 'functionName' failed to satisfy "
-            "constraint: Member must satisfy regular expression pattern: "
-            "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
-            "(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
+            f"constraint: Member must satisfy regular expression pattern: {FUNCTION_NAME_PATTERN}"
         )
+    if len(m["name"]) > 64:
+        raise FUNCTION_NAME_TOO_LONG(value=ref)
+    if region is not None and m["region"] is not None and m["region"] != region:
+        raise FUNCTION_OTHER_REGION(region=m["region"], here=region)
     own = m["qualifier"]
     if qualifier is not None and qualifier != "":
         if not QUALIFIER_RE.match(qualifier):
@@ -62,10 +78,7 @@ def parse_function_ref(ref: str, qualifier: str | None = None) -> FunctionRef:
                 "(|[a-zA-Z0-9$_-]+)"
             )
         if own is not None and own != qualifier:
-            raise InvalidParameterValue(
-                "The derived qualifier from the function name does not match the specified "
-                "qualifier."
-            )
+            raise QUALIFIER_MISMATCH()
         own = qualifier
     return FunctionRef(m["name"], own)
 
@@ -83,7 +96,7 @@ def parse_layer_version_arn(arn: str) -> tuple[str, int]:
     """Return (layer name, version) of a layer version ARN; InvalidParameterValue if malformed."""
     m = _LAYER_VERSION_ARN_RE.match(arn)
     if m is None:
-        raise InvalidParameterValue(f"Layer version arn {arn} is not valid.")
+        raise LAYER_VERSION_ARN_INVALID(arn=arn)
     return m["name"], int(m["version"])
 
 

@@ -247,7 +247,7 @@ def test_errors_are_one_line_not_a_traceback(env, server, tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [
         "error: ResourceNotFoundException: Function not found: "
-        "arn:aws:lambda:us-east-1:000000000000:function:no-such-function"
+        "arn:aws:lambda:us-east-1:000000000000:function:no-such-function:$LATEST"
     ]
     port = free_port()
     out = fb(env, "ls", "--endpoint-url", f"http://127.0.0.1:{port}")

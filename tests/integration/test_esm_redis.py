@@ -208,12 +208,12 @@ def test_mapping_api(rserver: Server) -> None:
         lam.get_event_source_mapping(UUID=created["UUID"])
     assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
     for bad in (
-        {"EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:q", "Topics": ["s"]},
+        {"EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:q", "Topics": ["st"]},
         {"EventSourceArn": _arn()},
-        {"EventSourceArn": "arn:aws:redis:::http://x", "Topics": ["s"]},
+        {"EventSourceArn": "arn:aws:redis:::http://x", "Topics": ["st"]},
         {
             "EventSourceArn": _arn(),
-            "Topics": ["s"],
+            "Topics": ["st"],
             "FilterCriteria": {"Filters": [{"Pattern": "not json"}]},
         },
     ):
@@ -222,9 +222,13 @@ def test_mapping_api(rserver: Server) -> None:
         assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException", bad
     with pytest.raises(ClientError) as exc:
         lam.create_event_source_mapping(
-            FunctionName=unique("nofn"), EventSourceArn=_arn(), Topics=["s"]
+            FunctionName=unique("nofn"), EventSourceArn=_arn(), Topics=["st"]
         )
-    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # Lambda's answer for a mapping to a function that does not exist.
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidParameterValueException",
+        "Message": "Function does not exist",
+    }
 
 
 def test_batch_partial_failure_filter_and_on_failure(rserver: Server, rdb: Any) -> None:

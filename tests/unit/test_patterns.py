@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from firebox.triggers.patterns import InvalidEventPattern, matches, parse_pattern
+from firebox.errors import InvalidEventPattern
+from firebox.triggers.patterns import matches, parse_pattern
 
 EVENT: dict[str, Any] = {
     "version": "0",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from firebox.arn import ALIAS_RE, LATEST
+from firebox.arn import LATEST
 from firebox.control.catalog import ALIAS, Catalog, check_revision, new_revision, paginate
 from firebox.control.versions import assert_version_exists
-from firebox.errors import InvalidParameterValue, ResourceConflict, ValidationError
+from firebox.messages import (
+    ALIAS_ARN_NOT_FOUND,
+    ALIAS_EXISTS,
+    ALIAS_NOT_FOUND,
+    ROUTING_LATEST,
+    ROUTING_SAME_VERSION,
+    ROUTING_TOO_MANY,
+)
 from firebox.store.metadata.base import Doc
 
 
@@ -15,49 +20,31 @@ class Aliases:
     def __init__(self, catalog: Catalog) -> None:
         self.c = catalog
 
-    def _check_routing(self, name: str, primary: str, routing: Any) -> Doc | None:
-        if not routing:
+    def _check_routing(self, name: str, primary: str, routing: Doc | None) -> Doc | None:
+        """Lambda's checks on a RoutingConfig (weights and version keys were checked
+        against the model at the edge)."""
+        weights: dict[str, float] = (routing or {}).get("AdditionalVersionWeights") or {}
+        if not weights:
             return None
-        weights = (routing or {}).get("AdditionalVersionWeights") or {}
-        if not isinstance(weights, dict):
-            raise InvalidParameterValue("RoutingConfig.AdditionalVersionWeights must be a map")
         if len(weights) > 1:
-            raise InvalidParameterValue(
-                "Number of items in AdditionalVersionWeights cannot be greater than 1"
-            )
-        for version, weight in weights.items():
-            if not isinstance(weight, int | float) or not 0.0 <= weight <= 1.0:
-                raise ValidationError(
-                    f"1 validation error detected: Value '{weight}' at "
-                    "'routingConfig.additionalVersionWeights' failed to satisfy constraint: "
-                    "Map value must satisfy constraint: [Member must have value less than or "
-                    "equal to 1.0, Member must have value greater than or equal to 0.0]"
-                )
-            if primary == LATEST or version == LATEST:
-                raise InvalidParameterValue(
-                    "$LATEST is not supported for an alias pointing to more than 1 version"
-                )
+            raise ROUTING_TOO_MANY()
+        for version in weights:
+            if primary == LATEST:
+                raise ROUTING_LATEST()
             if version == primary:
-                raise InvalidParameterValue(
-                    "Alias cannot point to the same version twice in the routing config"
-                )
-            assert_version_exists(self.c, name, str(version))
-        return {"AdditionalVersionWeights": {str(k): float(v) for k, v in weights.items()}}
+                raise ROUTING_SAME_VERSION(version=version)
+            assert_version_exists(self.c, name, version)
+        return {"AdditionalVersionWeights": {k: float(v) for k, v in weights.items()}}
 
     def _shape(self, doc: Doc) -> Doc:
         return {k: v for k, v in doc.items() if v is not None}
 
     def create(self, name: str, params: Doc) -> Doc:
-        alias = params.get("Name")
-        if not isinstance(alias, str) or not ALIAS_RE.match(alias) or alias == LATEST:
-            raise ValidationError(
-                f"1 validation error detected: Value '{alias}' at 'name' failed to satisfy "
-                "constraint: Member must satisfy regular expression pattern: "
-                "(?!^[0-9]+$)([a-zA-Z0-9-_]+)"
-            )
-        version = str(params.get("FunctionVersion", ""))
+        alias = params["Name"]
+        version = params["FunctionVersion"]
         with self.c.lock:
-            self.c.function_doc(name)
+            # Lambda names the version it was asked to point at.
+            self.c.function_doc(name, version)
             assert_version_exists(self.c, name, version)
             routing = self._check_routing(name, version, params.get("RoutingConfig"))
             doc = {
@@ -70,21 +57,21 @@ class Aliases:
             if routing:
                 doc["RoutingConfig"] = routing
             if not self.c.store.insert(ALIAS, f"{name}/{alias}", doc):
-                raise ResourceConflict(f"Alias already exists: {self.c.arn(name, alias)}")
+                raise ALIAS_EXISTS(arn=self.c.arn(name, alias))
             self.c.changed(name)
         return self._shape(doc)
 
     def get(self, name: str, alias: str) -> Doc:
         self.c.function_doc(name)
-        return self._shape(self.c.alias_doc(name, alias))
+        return self._shape(self.c.alias_doc(name, alias, ALIAS_ARN_NOT_FOUND))
 
     def update(self, name: str, alias: str, params: Doc) -> Doc:
         with self.c.lock:
             self.c.function_doc(name)
-            doc = self.c.alias_doc(name, alias)
+            doc = self.c.alias_doc(name, alias, ALIAS_NOT_FOUND)
             check_revision(params.get("RevisionId"), doc["RevisionId"])
             if params.get("FunctionVersion") is not None:
-                version = str(params["FunctionVersion"])
+                version = params["FunctionVersion"]
                 assert_version_exists(self.c, name, version)
                 doc["FunctionVersion"] = version
             if "Description" in params:

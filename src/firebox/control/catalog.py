@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from firebox.arn import function_arn
-from firebox.errors import PreconditionFailed, ResourceNotFound
+from firebox.messages import FUNCTION_NOT_FOUND, REVISION_MISMATCH, Message
 from firebox.settings import Settings
 from firebox.store.code.base import CodeStore
 from firebox.store.metadata.base import Doc, MetadataStore
@@ -76,10 +76,12 @@ class Catalog:
     def arn(self, name: str, qualifier: str | None = None) -> str:
         return function_arn(self.settings.region, self.settings.account_id, name, qualifier)
 
-    def function_doc(self, name: str) -> Doc:
+    def function_doc(self, name: str, qualifier: str | None = None) -> Doc:
+        """The function; ResourceNotFound naming ``qualifier`` too when the operation was
+        asked about one (Lambda names what it was asked for)."""
         doc = self.store.get(FUNCTION, name)
         if doc is None:
-            raise ResourceNotFound(f"Function not found: {self.arn(name)}")
+            raise FUNCTION_NOT_FOUND(arn=self.arn(name, qualifier))
         return doc
 
     def version_doc(self, name: str, version: str) -> Doc:
@@ -87,22 +89,23 @@ class Catalog:
             self.store.get(VERSION, version_key(name, int(version))) if version.isdigit() else None
         )
         if doc is None:
-            raise ResourceNotFound(f"Function not found: {self.arn(name, version)}")
+            raise FUNCTION_NOT_FOUND(arn=self.arn(name, version))
         return doc
 
-    def alias_doc(self, name: str, alias: str) -> Doc:
+    def alias_doc(self, name: str, alias: str, missing: Message = FUNCTION_NOT_FOUND) -> Doc:
+        """The alias; a missing one is reported as ``missing`` of the alias's ARN (most
+        operations say "Function not found: <arn>:<alias>")."""
         doc = self.store.get(ALIAS, f"{name}/{alias}")
         if doc is None:
-            raise ResourceNotFound(f"Alias not found: {self.arn(name, alias)}")
+            raise missing(arn=self.arn(name, alias))
         return doc
 
 
-def check_revision(expected: str | None, actual: str) -> None:
+def check_revision(
+    expected: str | None, actual: str, mismatch: Message = REVISION_MISMATCH
+) -> None:
     if expected is not None and expected != actual:
-        raise PreconditionFailed(
-            "The Revision Id provided does not match the latest Revision Id. "
-            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-        )
+        raise mismatch()
 
 
 def paginate(

@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import Any
 
 from firebox.arn import parse_layer_version_arn
 from firebox.control.catalog import LAYER, version_key
-from firebox.errors import InvalidParameterValue, ValidationError
+from firebox.errors import ValidationError
+from firebox.messages import (
+    ENV_RESERVED_KEYS,
+    ENV_TOO_LARGE,
+    HANDLER_REQUIRED,
+    IMAGE_UNSUPPORTED,
+    LAYER_OTHER_REGION,
+    LAYER_TWICE,
+    LAYER_VERSION_MISSING,
+    NO_CODE,
+    RUNTIME_INVALID,
+    RUNTIME_UNAVAILABLE,
+    S3_CODE_UNSUPPORTED,
+    TOO_MANY_LAYERS,
+    UNZIP_FAILED,
+    ZIPPED_TOO_LARGE,
+)
 from firebox.runtime.runtimes import KNOWN_RUNTIMES, available_runtimes
 from firebox.store.metadata.base import Doc, MetadataStore
 
@@ -76,44 +93,29 @@ def int_in(params: Doc, key: str, field: str, low: int, high: int) -> int | None
 
 def check_runtime(runtime: Any) -> None:
     if runtime not in KNOWN_RUNTIMES:
-        raise InvalidParameterValue(
-            f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must "
-            f"satisfy enum value set: [{', '.join(sorted(available_runtimes()))}] or be "
-            "a valid ARN"
+        raise RUNTIME_INVALID(
+            runtime="null" if runtime is None else runtime,
+            runtimes=", ".join(sorted(available_runtimes())),
         )
     if runtime not in available_runtimes():
-        raise InvalidParameterValue(
-            f"The runtime parameter of {runtime} is not supported on this Firebox server. "
-            f"Supported runtimes: {', '.join(sorted(available_runtimes()))}"
-        )
+        raise RUNTIME_UNAVAILABLE(runtime=runtime, runtimes=", ".join(sorted(available_runtimes())))
 
 
-def validate_config(store: MetadataStore, params: Doc, creating: bool) -> Doc:
-    """Check every configuration parameter present; return them in stored shape."""
+def validate_config(store: MetadataStore, params: Doc, creating: bool, region: str) -> Doc:
+    """Lambda's own checks on the configuration parameters present (their shapes, lengths
+    and patterns were checked against the model at the edge); return them as stored."""
     out: Doc = {}
     if "Runtime" in params or creating:
         if params.get("PackageType", "Zip") == "Zip" or "Runtime" in params:
             check_runtime(params.get("Runtime"))
         out["Runtime"] = params.get("Runtime")
     if "Handler" in params or creating:
-        handler = params.get("Handler")
-        if handler is None:
-            raise InvalidParameterValue("Handler is required for Zip package type.")
-        if not isinstance(handler, str) or len(handler) > 128 or not HANDLER_RE.match(handler):
-            raise ValidationError(
-                f"1 validation error detected: Value '{handler}' at 'handler' failed to "
-                "satisfy constraint: Member must satisfy regular expression pattern: [^\\s]+"
-            )
-        out["Handler"] = handler
-    if "Role" in params or creating:
-        role = params.get("Role")
-        if not isinstance(role, str) or not ROLE_RE.match(role):
-            raise ValidationError(
-                f"1 validation error detected: Value '{role}' at 'role' failed to satisfy "
-                "constraint: Member must satisfy regular expression pattern: "
-                "arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
-            )
-        out["Role"] = role
+        if params.get("Handler") is None:
+            raise HANDLER_REQUIRED()
+        out["Handler"] = params["Handler"]
+    if "Role" in params:
+        out["Role"] = params["Role"]
+    # Lambda's limits for a function (the model allows more, for other kinds of compute).
     memory = int_in(params, "MemorySize", "memorySize", 128, 10240)
     if memory is not None:
         out["MemorySize"] = memory
@@ -121,29 +123,16 @@ def validate_config(store: MetadataStore, params: Doc, creating: bool) -> Doc:
     if timeout is not None:
         out["Timeout"] = timeout
     if "Description" in params:
-        desc = params["Description"] or ""
-        if not isinstance(desc, str) or len(desc) > 256:
-            raise ValidationError(
-                "1 validation error detected: Value at 'description' failed to satisfy "
-                "constraint: Member must have length less than or equal to 256"
-            )
-        out["Description"] = desc
+        out["Description"] = params["Description"] or ""
     if "Environment" in params:
         out["Environment"] = {"Variables": check_env(params["Environment"])}
     if "EphemeralStorage" in params:
         size = int_in(params["EphemeralStorage"] or {}, "Size", "ephemeralStorage.size", 512, 10240)
         out["EphemeralStorage"] = {"Size": size or 512}
     if "Layers" in params:
-        out["Layers"] = check_layers(store, params["Layers"] or [])
+        out["Layers"] = check_layers(store, params["Layers"] or [], region)
     if "Architectures" in params:
-        arch = params["Architectures"]
-        if not isinstance(arch, list) or len(arch) != 1 or arch[0] not in ("x86_64", "arm64"):
-            raise ValidationError(
-                f"1 validation error detected: Value '{arch}' at 'architectures' failed "
-                "to satisfy constraint: Member must have length 1 and be one of "
-                "[x86_64, arm64]"
-            )
-        out["Architectures"] = arch
+        out["Architectures"] = params["Architectures"]
     for key in (
         "TracingConfig",
         "DeadLetterConfig",
@@ -156,84 +145,55 @@ def validate_config(store: MetadataStore, params: Doc, creating: bool) -> Doc:
     ):
         if key in params:
             out[key] = params[key]
-    if "DeadLetterConfig" in params:
-        target = (params["DeadLetterConfig"] or {}).get("TargetArn")
-        if target and not isinstance(target, str):
-            raise InvalidParameterValue("DeadLetterConfig.TargetArn must be an ARN")
     return out
 
 
-def check_env(env: Any) -> dict[str, str]:
-    variables = (env or {}).get("Variables") or {}
-    if not isinstance(variables, dict):
-        raise InvalidParameterValue("Environment.Variables must be a map")
+def check_env(env: Doc | None) -> dict[str, str]:
+    variables: dict[str, str] = (env or {}).get("Variables") or {}
     reserved = sorted(k for k in variables if k in RESERVED_ENV)
     if reserved:
-        raise InvalidParameterValue(
-            "Lambda was unable to configure your environment variables because the "
-            "environment variables you have provided contains reserved keys that are "
-            "currently not supported for modification. Reserved keys used in this "
-            f"request: {', '.join(reserved)}"
-        )
-    for key, value in variables.items():
-        if not isinstance(key, str) or not ENV_KEY_RE.match(key):
-            raise ValidationError(
-                "1 validation error detected: Value at 'environment.variables' failed to "
-                "satisfy constraint: Map keys must satisfy constraint: [Member must "
-                "satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"
-            )
-        if not isinstance(value, str):
-            raise InvalidParameterValue(f"Environment variable {key} must be a string")
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
-    if size > MAX_ENV_BYTES:
-        raise InvalidParameterValue(
-            "Lambda was unable to configure your environment variables because the "
-            "environment variables you have provided exceeded the 4KB limit. String "
-            f"measured: {size}"
-        )
+        raise ENV_RESERVED_KEYS(keys=", ".join(reserved))
+    # Lambda measures the variables as the JSON it stores them in.
+    measured = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
+    if len(measured.encode()) > MAX_ENV_BYTES:
+        raise ENV_TOO_LARGE(measured=measured)
     return dict(variables)
 
 
-def check_layers(store: MetadataStore, arns: Any) -> list[Doc]:
-    if not isinstance(arns, list):
-        raise InvalidParameterValue("Layers must be a list of layer version ARNs")
+def check_layers(store: MetadataStore, arns: list[str], region: str) -> list[Doc]:
     if len(arns) > MAX_LAYERS:
-        raise InvalidParameterValue("Cannot reference more than 5 layers.")
+        raise TOO_MANY_LAYERS()
     out = []
+    seen: dict[str, str] = {}
     for arn in arns:
-        name, version = parse_layer_version_arn(str(arn))
+        name, version = parse_layer_version_arn(arn)
+        layer_region = arn.split(":")[3]
+        if layer_region != region:
+            raise LAYER_OTHER_REGION(region=region)
+        base = arn.rsplit(":", 1)[0]
+        if base in seen:
+            raise LAYER_TWICE(first=seen[base], second=arn)
+        seen[base] = arn
         doc = store.get(LAYER, version_key(name, version))
         if doc is None:
-            raise InvalidParameterValue(f"Layer version {arn} does not exist.")
+            raise LAYER_VERSION_MISSING(arn=arn)
         out.append({"Arn": arn, "CodeSize": doc["Content"]["CodeSize"], "_sha": doc["_sha"]})
-    if len({layer["Arn"].rsplit(":", 1)[0] for layer in out}) != len(out):
-        raise InvalidParameterValue(
-            "Two different versions of the same layer are not allowed "
-            "to be referenced in the same function."
-        )
     return out
 
 
-def decode_zip(code: Any) -> bytes:
-    if not isinstance(code, dict):
-        raise InvalidParameterValue("Code must be an object")
+def decode_zip(code: Doc) -> bytes:
+    """The zip of a Code (or UpdateFunctionCode) parameter, base64-decoded."""
     if code.get("ImageUri"):
-        raise InvalidParameterValue(
-            "Container image functions are not supported by this Firebox server yet."
-        )
+        raise IMAGE_UNSUPPORTED()
     if code.get("S3Bucket") or code.get("S3Key"):
-        raise InvalidParameterValue(
-            "Code.S3Bucket is not supported: upload the package as Code.ZipFile."
-        )
+        raise S3_CODE_UNSUPPORTED()
     raw = code.get("ZipFile")
     if not raw:
-        raise InvalidParameterValue("Please provide a source for function code.")
+        raise NO_CODE()
     try:
         data = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidParameterValue(
-            "Could not unzip uploaded file. Please check your file, then try to upload again."
-        ) from exc
+    except (binascii.Error, ValueError) as exc:
+        raise UNZIP_FAILED() from exc
     if len(data) > MAX_ZIP_BYTES:
-        raise InvalidParameterValue(f"Unzipped size must be smaller than {MAX_ZIP_BYTES} bytes")
+        raise ZIPPED_TOO_LARGE(limit=MAX_ZIP_BYTES)
     return data

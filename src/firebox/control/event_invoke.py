@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from firebox.arn import LATEST, FunctionRef, parse_function_ref
-from firebox.control.catalog import Catalog, paginate
+from firebox.control.catalog import ALIAS, FUNCTION, VERSION, Catalog, paginate, version_key
 from firebox.control.config_checks import int_in
-from firebox.errors import InvalidParameterValue, ResourceNotFound
+from firebox.messages import (
+    EIC_DESTINATION_INVALID,
+    EIC_DESTINATION_MISSING,
+    EIC_DESTINATION_SELF,
+    EIC_FUNCTION_MISSING,
+    EIC_NOT_FOUND,
+    EIC_NOTHING_SET,
+    Message,
+)
 from firebox.store.metadata.base import DeletePrefix, Doc
 
 EVENT_INVOKE_CONFIG = "event_invoke_config"
@@ -30,6 +38,15 @@ _DEST_RE = re.compile(
 # others are kept so that configs copied from AWS load, and their records are dead-lettered.
 _ON_SUCCESS_SERVICES = {"lambda", "sqs", "sns", "events"}
 _ON_FAILURE_SERVICES = _ON_SUCCESS_SERVICES | {"s3"}
+_SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+
+
+def _java_destination(dest_config: Doc, which: str) -> str:
+    """One half of a DestinationConfig as Lambda prints it: OnSuccess(destination=arn)."""
+    value = dest_config.get(which)
+    if value is None:
+        return "null"
+    return f"{which}(destination={value.get('Destination') or 'null'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,43 +79,38 @@ class EventInvokeConfigs:
 
     # --- helpers --------------------------------------------------------------------
 
-    def _check_target(self, ref: FunctionRef) -> tuple[str, str]:
-        """(name, qualifier) after checking the function and qualifier exist."""
-        self.c.function_doc(ref.name)
-        q = ref.qualifier or LATEST
-        if q != LATEST:
+    def _check_target(self, ref: FunctionRef, missing: Message | None = None) -> tuple[str, str]:
+        """(name, qualifier) after checking the function and qualifier exist. Lambda words
+        a miss per operation: ``missing`` if given, else "no EventInvokeConfig"."""
+        name, q = ref.name, ref.qualifier or LATEST
+        exists = self.c.store.get(FUNCTION, name) is not None
+        if exists and q != LATEST:
             if q.isdigit():
-                self.c.version_doc(ref.name, q)
+                exists = self.c.store.get(VERSION, version_key(name, int(q))) is not None
             else:
-                self.c.alias_doc(ref.name, q)
-        return ref.name, q
+                exists = self.c.store.get(ALIAS, f"{name}/{q}") is not None
+        if not exists:
+            raise (missing or EIC_NOT_FOUND)(arn=self.c.arn(name, q))
+        return name, q
 
-    def _destination(self, name: str, params: Doc, which: str) -> str | None:
-        dest_config = params.get("DestinationConfig") or {}
-        if not isinstance(dest_config, dict):
-            raise InvalidParameterValue("DestinationConfig must be an object")
+    def _destination(self, name: str, dest_config: Doc, which: str) -> str | None:
         dest = (dest_config.get(which) or {}).get("Destination")
-        if dest in (None, ""):
+        if not dest:
             return None
-        m = _DEST_RE.match(str(dest)) if isinstance(dest, str) and len(dest) <= 350 else None
+        m = _DEST_RE.match(dest)
         allowed = _ON_SUCCESS_SERVICES if which == "OnSuccess" else _ON_FAILURE_SERVICES
-        if m is None or m["service"] not in allowed:
-            raise InvalidParameterValue(
-                f"The provided destination config DestinationConfig.{which}.Destination is "
-                f"invalid: {dest}"
+        target = lambda_target(dest) if m is not None and m["service"] == "lambda" else None
+        if m is None or m["service"] not in allowed or (m["service"] == "lambda" and not target):
+            raise EIC_DESTINATION_INVALID(
+                on_success=_java_destination(dest_config, "OnSuccess"),
+                on_failure=_java_destination(dest_config, "OnFailure"),
             )
-        if m["service"] == "lambda":
-            target = lambda_target(dest)
-            if target is None:
-                raise InvalidParameterValue(
-                    f"The provided destination config DestinationConfig.{which}.Destination "
-                    f"is invalid: {dest}"
-                )
+        if target is not None:
             if target.name == name:
-                raise InvalidParameterValue(
-                    "You can't specify the function as a destination for itself."
-                )
-        return str(dest)
+                raise EIC_DESTINATION_SELF()
+            if self.c.store.get(FUNCTION, target.name) is None:
+                raise EIC_DESTINATION_MISSING(arn=dest)
+        return dest
 
     def _shape(self, name: str, qualifier: str, doc: Doc) -> Doc:
         out: Doc = {"LastModified": doc["LastModified"], "FunctionArn": self.c.arn(name, qualifier)}
@@ -111,21 +123,18 @@ class EventInvokeConfigs:
         }
         return out
 
-    def _missing(self, name: str, qualifier: str) -> ResourceNotFound:
-        return ResourceNotFound(
-            f"The function {self.c.arn(name, qualifier)} doesn't have an EventInvokeConfig"
-        )
-
     # --- API ------------------------------------------------------------------------
 
     def put(self, ref: FunctionRef, params: Doc, merge: bool = False) -> Doc:
         """PutFunctionEventInvokeConfig (replace) or, with merge, Update (change given fields)."""
         with self.c.lock:
-            name, q = self._check_target(ref)
+            name, q = self._check_target(ref, EIC_FUNCTION_MISSING)
+            if all(params.get(k) is None for k in _SETTINGS):
+                raise EIC_NOTHING_SET()
             key = f"{name}/{q}"
             old = self.c.store.get(EVENT_INVOKE_CONFIG, key)
             if merge and old is None:
-                raise self._missing(name, q)
+                raise EIC_NOT_FOUND(arn=self.c.arn(name, q))
             doc: Doc = dict(old or {}) if merge else {}
             retries = int_in(params, "MaximumRetryAttempts", "maximumRetryAttempts", 0, 2)
             # The floor is AWS's 60 s unless an operator lowered it (tests do).
@@ -140,10 +149,10 @@ class EventInvokeConfigs:
                 doc["MaximumRetryAttempts"] = retries
             if age is not None or not merge:
                 doc["MaximumEventAgeInSeconds"] = age
-            dest_config = params.get("DestinationConfig")
+            dest_config = params.get("DestinationConfig") or {}
             for which in ("OnSuccess", "OnFailure"):
-                if not merge or (isinstance(dest_config, dict) and which in dest_config):
-                    doc[which] = self._destination(name, params, which)
+                if not merge or which in dest_config:
+                    doc[which] = self._destination(name, dest_config, which)
             doc["LastModified"] = time.time()
             self.c.store.put(EVENT_INVOKE_CONFIG, key, doc)
             self._invalidate(name, q)
@@ -153,18 +162,19 @@ class EventInvokeConfigs:
         name, q = self._check_target(ref)
         doc = self.c.store.get(EVENT_INVOKE_CONFIG, f"{name}/{q}")
         if doc is None:
-            raise self._missing(name, q)
+            raise EIC_NOT_FOUND(arn=self.c.arn(name, q))
         return self._shape(name, q, doc)
 
     def delete(self, ref: FunctionRef) -> None:
         with self.c.lock:
             name, q = self._check_target(ref)
             if not self.c.store.delete(EVENT_INVOKE_CONFIG, f"{name}/{q}"):
-                raise self._missing(name, q)
+                raise EIC_NOT_FOUND(arn=self.c.arn(name, q))
             self._invalidate(name, q)
 
     def list(self, name: str, marker: str | None, max_items: int | None) -> Doc:
-        self.c.function_doc(name)
+        if self.c.store.get(FUNCTION, name) is None:
+            raise EIC_FUNCTION_MISSING()
         items = [
             (k.split("/", 1)[1], d)
             for k, d in self.c.store.list(EVENT_INVOKE_CONFIG, prefix=f"{name}/")

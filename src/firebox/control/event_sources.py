@@ -29,14 +29,26 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 from firebox.arn import parse_function_ref
-from firebox.control.catalog import Catalog, paginate
-from firebox.errors import InvalidParameterValue, ResourceNotFound
+from firebox.control.catalog import ALIAS, FUNCTION, VERSION, Catalog, paginate, version_key
+from firebox.control.event_invoke import lambda_target
+from firebox.errors import InvalidEventPattern
+from firebox.messages import (
+    ESM_ACCESS_TYPE,
+    ESM_DESTINATION,
+    ESM_FILTER_INVALID,
+    ESM_FUNCTION_MISSING,
+    ESM_SOURCE_MISSING,
+    ESM_SOURCE_NAMES,
+    ESM_SOURCE_UNSUPPORTED,
+    ESM_SOURCE_URL,
+    ESM_STARTING_POSITION,
+    RESOURCE_NOT_FOUND,
+)
 from firebox.store.metadata.base import Doc
-from firebox.triggers.patterns import InvalidEventPattern, parse_pattern
+from firebox.triggers.patterns import parse_pattern
 
 ESM = "esm"
 KINDS = {"redis": ("redis", "rediss"), "rabbitmq": ("amqp", "amqps"), "nats": ("nats", "tls")}
@@ -56,18 +68,19 @@ _UPDATABLE = (
 
 def parse_source(arn: str) -> tuple[str, str]:
     """(kind, broker URL) of an EventSourceArn; InvalidParameterValue if it names none."""
-    m = _SOURCE_RE.match(arn or "")
+    if not arn:
+        raise ESM_SOURCE_MISSING()
+    m = _SOURCE_RE.match(arn)
     if m is None:
-        raise InvalidParameterValue(
-            f"Unsupported EventSourceArn {arn!r}: use arn:aws:<redis|rabbitmq|nats>:::<url>, "
-            "e.g. arn:aws:redis:::redis://127.0.0.1:6379/0"
-        )
+        raise ESM_SOURCE_UNSUPPORTED(arn=arn)
     kind, url = m[1], m[2]
-    parts = urlsplit(url)
-    if parts.scheme not in KINDS[kind] or not parts.hostname:
-        raise InvalidParameterValue(
-            f"EventSourceArn for {kind} needs a {KINDS[kind][0]}:// URL with a host, got {url!r}"
-        )
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if host is None or parts.scheme not in KINDS[kind]:
+        raise ESM_SOURCE_URL(kind=kind, scheme=KINDS[kind][0], url=url)
     return kind, url
 
 
@@ -96,13 +109,16 @@ class EventSourceMappings:
             out["State"] = state
         return out
 
-    def _function_arn(self, name: Any) -> str:
-        if not isinstance(name, str) or not name:
-            raise InvalidParameterValue("FunctionName is required")
-        ref = parse_function_ref(name)
-        self.c.function_doc(ref.name)
-        if ref.qualifier and not ref.qualifier.isdigit() and ref.qualifier != "$LATEST":
-            self.c.alias_doc(ref.name, ref.qualifier)
+    def _function_arn(self, name: str) -> str:
+        ref = parse_function_ref(name, region=self.c.settings.region)
+        exists = self.c.store.get(FUNCTION, ref.name) is not None
+        q = ref.qualifier
+        if exists and q and q != "$LATEST":
+            kind = VERSION if q.isdigit() else ALIAS
+            key = version_key(ref.name, int(q)) if q.isdigit() else f"{ref.name}/{q}"
+            exists = self.c.store.get(kind, key) is not None
+        if not exists:
+            raise ESM_FUNCTION_MISSING()
         return self.c.arn(ref.name, ref.qualifier)
 
     def _validate(self, doc: Doc, params: Doc, creating: bool) -> None:
@@ -114,70 +130,47 @@ class EventSourceMappings:
                 doc["FunctionArn"] = self._function_arn(value)
             elif field == "Enabled":
                 doc["State"] = "Enabled" if value else "Disabled"
-            elif field == "BatchSize":
-                if not isinstance(value, int) or not 1 <= value <= 10000:
-                    raise InvalidParameterValue("BatchSize must be between 1 and 10000")
-                doc["BatchSize"] = value
-            elif field == "MaximumBatchingWindowInSeconds":
-                if not isinstance(value, int) or not 0 <= value <= 300:
-                    raise InvalidParameterValue(
-                        "MaximumBatchingWindowInSeconds must be between 0 and 300"
-                    )
-                doc[field] = value
-            elif field == "MaximumRetryAttempts":
-                if not isinstance(value, int) or not -1 <= value <= 10000:
-                    raise InvalidParameterValue("MaximumRetryAttempts must be between -1 and 10000")
-                doc[field] = value
-            elif field == "FunctionResponseTypes":
-                if not isinstance(value, list) or any(
-                    v != "ReportBatchItemFailures" for v in value
-                ):
-                    raise InvalidParameterValue(
-                        "FunctionResponseTypes may only contain ReportBatchItemFailures"
-                    )
+            elif field in (
+                "BatchSize",
+                "MaximumBatchingWindowInSeconds",
+                "MaximumRetryAttempts",
+                "FunctionResponseTypes",
+            ):
+                # Ranges and enums were checked against the model at the edge.
                 doc[field] = value
             elif field == "FilterCriteria":
-                filters = (value or {}).get("Filters") or []
+                filters = value.get("Filters") or []
                 for f in filters:
                     try:
-                        parse_pattern(str(f.get("Pattern", "")))
-                    except InvalidEventPattern as exc:
-                        raise InvalidParameterValue(
-                            f"Invalid filter pattern definition. {exc.message}"
-                        ) from None
+                        parse_pattern(f.get("Pattern") or "")
+                    except InvalidEventPattern:
+                        raise ESM_FILTER_INVALID() from None
                 doc[field] = {"Filters": filters} if filters else {}
                 if not filters:
                     doc.pop(field)
             elif field == "DestinationConfig":
                 on_failure = (value.get("OnFailure") or {}).get("Destination")
                 if on_failure:
-                    if ":lambda:" not in on_failure:
-                        raise InvalidParameterValue(
-                            "OnFailure destination must be a Lambda function ARN on Firebox"
-                        )
-                    parse_function_ref(on_failure)
+                    if lambda_target(on_failure) is None:
+                        raise ESM_DESTINATION()
                 doc[field] = (
                     {"OnFailure": {"Destination": on_failure}} if on_failure else {"OnFailure": {}}
                 )
             elif field == "SourceAccessConfigurations":
                 for item in value:
                     if item.get("Type") not in ("BASIC_AUTH", "VIRTUAL_HOST"):
-                        raise InvalidParameterValue(
-                            f"Unsupported SourceAccessConfiguration type {item.get('Type')}"
-                        )
+                        raise ESM_ACCESS_TYPE(type=item.get("Type"))
                 doc[field] = value
 
     def create(self, params: Doc) -> Doc:
         kind, _ = parse_source(params.get("EventSourceArn") or "")
         names = params.get("Queues") if kind == "rabbitmq" else params.get("Topics")
-        if not isinstance(names, list) or len(names) != 1 or not names[0]:
+        if not names or len(names) != 1:
             which = "Queues" if kind == "rabbitmq" else "Topics"
-            raise InvalidParameterValue(
-                f"{which} must name exactly one {'queue' if kind == 'rabbitmq' else 'stream'}"
-            )
+            raise ESM_SOURCE_NAMES(field=which, what="queue" if kind == "rabbitmq" else "stream")
         position = params.get("StartingPosition") or "LATEST"
         if position not in ("LATEST", "TRIM_HORIZON"):
-            raise InvalidParameterValue("StartingPosition must be LATEST or TRIM_HORIZON")
+            raise ESM_STARTING_POSITION(arn=params["EventSourceArn"])
         mapping_id = str(uuid.uuid4())
         group = (params.get("SelfManagedKafkaEventSourceConfig") or {}).get(
             "ConsumerGroupId"
@@ -214,10 +207,7 @@ class EventSourceMappings:
     def _doc(self, mapping_id: str) -> Doc:
         doc = self.c.store.get(ESM, mapping_id)
         if doc is None:
-            raise ResourceNotFound(
-                f"The resource you requested does not exist. (Service: Lambda, Status Code: "
-                f"404, Request ID: {mapping_id})"
-            )
+            raise RESOURCE_NOT_FOUND()
         return doc
 
     def get(self, mapping_id: str) -> Doc:

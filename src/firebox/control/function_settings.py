@@ -8,24 +8,13 @@ from typing import Any
 
 from firebox.arn import LATEST
 from firebox.control.catalog import FUNCTION, Catalog
-from firebox.errors import FireboxError, InvalidParameterValue, ValidationError
+from firebox.messages import (
+    CODE_SIGNING_CONFIG_NOT_FOUND,
+    RUNTIME_MANAGEMENT_ALIAS,
+    RUNTIME_VERSION_ARN_REQUIRED,
+    RUNTIME_VERSION_ARN_UNEXPECTED,
+)
 from firebox.store.metadata.base import Doc
-
-UPDATE_RUNTIME_ON = ("Auto", "Manual", "FunctionUpdate")
-RECURSIVE_LOOP = ("Allow", "Terminate")
-
-
-class CodeSigningConfigNotFound(FireboxError):
-    code, status = "CodeSigningConfigNotFoundException", 404
-
-
-def _enum(value: Any, allowed: tuple[str, ...], field: str) -> str:
-    if value not in allowed:
-        raise ValidationError(
-            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
-            f"constraint: Member must satisfy enum value set: [{', '.join(allowed)}]"
-        )
-    return str(value)
 
 
 class FunctionSettings:
@@ -49,10 +38,7 @@ class FunctionSettings:
 
     def put_code_signing(self, name: str, arn: Any) -> Doc:
         self.c.function_doc(name)
-        raise CodeSigningConfigNotFound(
-            f"The code signing configuration cannot be found. Check that the provided "
-            f"configuration is not deleted: {arn}."
-        )
+        raise CODE_SIGNING_CONFIG_NOT_FOUND(arn=arn)
 
     def delete_code_signing(self, name: str) -> None:
         self.c.function_doc(name)
@@ -63,10 +49,7 @@ class FunctionSettings:
         q = qualifier or LATEST
         if q != LATEST:
             if not q.isdigit():
-                raise InvalidParameterValue(
-                    "Runtime management configuration applies to $LATEST or a published "
-                    "version, not to an alias."
-                )
+                raise RUNTIME_MANAGEMENT_ALIAS()
             self.c.version_doc(name, q)
         return q
 
@@ -83,16 +66,12 @@ class FunctionSettings:
 
     def put_runtime_management(self, name: str, qualifier: str | None, params: Doc) -> Doc:
         q = self._runtime_qualifier(name, qualifier)
-        mode = _enum(params.get("UpdateRuntimeOn"), UPDATE_RUNTIME_ON, "updateRuntimeOn")
+        mode = params["UpdateRuntimeOn"]
         version_arn = params.get("RuntimeVersionArn")
         if mode == "Manual" and not version_arn:
-            raise InvalidParameterValue(
-                "RuntimeVersionArn is required when UpdateRuntimeOn is Manual."
-            )
+            raise RUNTIME_VERSION_ARN_REQUIRED()
         if mode != "Manual" and version_arn:
-            raise InvalidParameterValue(
-                "RuntimeVersionArn can be set only when UpdateRuntimeOn is Manual."
-            )
+            raise RUNTIME_VERSION_ARN_UNEXPECTED()
         with self.c.lock:
             current = self._settings(name).get("runtime_management") or {}
             current[q] = {"UpdateRuntimeOn": mode, "RuntimeVersionArn": version_arn}
@@ -107,7 +86,6 @@ class FunctionSettings:
     def get_recursion(self, name: str) -> Doc:
         return {"RecursiveLoop": self._settings(name).get("recursion", "Terminate")}
 
-    def put_recursion(self, name: str, value: Any) -> Doc:
-        loop = _enum(value, RECURSIVE_LOOP, "recursiveLoop")
+    def put_recursion(self, name: str, loop: str) -> Doc:
         self._update(name, "recursion", loop)
         return {"RecursiveLoop": loop}

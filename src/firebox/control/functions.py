@@ -4,9 +4,8 @@ configuration are in config_checks.py.)"""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from firebox.arn import LATEST, NAME_RE
+from firebox.arn import LATEST, parse_function_ref
 from firebox.control.catalog import (
     ALIAS,
     FUNCTION,
@@ -19,10 +18,20 @@ from firebox.control.catalog import (
     version_key,
 )
 from firebox.control.config_checks import CONFIG_FIELDS, MAX_ZIP_BYTES, decode_zip, validate_config
-from firebox.errors import (
-    InvalidParameterValue,
-    ResourceConflict,
-    ValidationError,
+from firebox.control.provisioned import PROVISIONED
+from firebox.messages import (
+    ALIAS_NOT_DELETABLE_HERE,
+    FUNCTION_EXISTS,
+    IMAGE_UNSUPPORTED,
+    LATEST_NOT_DELETABLE,
+    RESERVED_BELOW_MINIMUM,
+    RESERVED_BELOW_PROVISIONED,
+    RESOURCE_NOT_FOUND,
+    TAGS_EMPTY,
+    TAGS_ON_QUALIFIED,
+    TAGS_TOO_MANY,
+    UNSUPPORTED_PARAMETERS,
+    VERSION_IN_USE,
 )
 from firebox.store.metadata.base import Delete, DeletePrefix, Doc
 
@@ -45,25 +54,16 @@ class Functions:
     # --- operations -----------------------------------------------------------------
 
     def create(self, params: Doc) -> Doc:
-        name = params.get("FunctionName")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise ValidationError(
-                f"1 validation error detected: Value '{name}' at 'functionName' failed to "
-                "satisfy constraint: Member must satisfy regular expression pattern: "
-                "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
-                "(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
-            )
+        """CreateFunction; ``params`` were checked against the model's input shape."""
+        # A full or partial ARN names the function too.
+        name = parse_function_ref(params["FunctionName"], region=self.c.settings.region).name
         if params.get("PackageType", "Zip") != "Zip":
-            raise InvalidParameterValue(
-                "Container image functions are not supported by this Firebox server yet."
-            )
+            raise IMAGE_UNSUPPORTED()
         if self.c.store.get(FUNCTION, name) is not None:
-            raise ResourceConflict(f"Function already exist: {name}")
-        checked = validate_config(self.c.store, params, creating=True)
-        data = decode_zip(params.get("Code"))
+            raise FUNCTION_EXISTS(name=name)
+        checked = validate_config(self.c.store, params, True, self.c.settings.region)
+        data = decode_zip(params.get("Code") or {})
         tags = params.get("Tags") or {}
-        if not isinstance(tags, dict):
-            raise InvalidParameterValue("Tags must be a map")
         sha = self.c.code.put(data)
         config: Doc = {
             "FunctionName": name,
@@ -104,7 +104,7 @@ class Functions:
                 "created": now_iso(),
             }
             if not self.c.store.insert(FUNCTION, name, doc):
-                raise ResourceConflict(f"Function already exist: {name}")
+                raise FUNCTION_EXISTS(name=name)
             self.c.changed(name)
         result = self.public_config(config)
         if params.get("Publish"):
@@ -117,7 +117,7 @@ class Functions:
         return self.public_config(self._config(name, qualifier))
 
     def _config(self, name: str, qualifier: str | None) -> Doc:
-        doc = self.c.function_doc(name)
+        doc = self.c.function_doc(name, qualifier)
         if qualifier in (None, LATEST):
             return dict(doc["config"])
         if qualifier.isdigit():
@@ -130,7 +130,7 @@ class Functions:
         return config
 
     def get(self, name: str, qualifier: str | None) -> Doc:
-        doc = self.c.function_doc(name)
+        doc = self.c.function_doc(name, qualifier)
         config = self._config(name, qualifier)
         out: Doc = {
             "Configuration": self.public_config(config),
@@ -161,19 +161,15 @@ class Functions:
 
     def update_code(self, name: str, params: Doc) -> Doc:
         if params.get("ImageUri"):
-            raise InvalidParameterValue(
-                "Container image functions are not supported by this Firebox server yet."
-            )
-        data = decode_zip({k: params.get(k) for k in ("ZipFile", "S3Bucket", "S3Key")})
+            raise IMAGE_UNSUPPORTED()
+        data = decode_zip(params)
         sha = self.c.code.put(data)
         with self.c.lock:
             doc = self.c.function_doc(name)
             config = doc["config"]
             check_revision(params.get("RevisionId"), config["RevisionId"])
             if "Architectures" in params:
-                config["Architectures"] = validate_config(
-                    self.c.store, {"Architectures": params["Architectures"]}, creating=False
-                )["Architectures"]
+                config["Architectures"] = params["Architectures"]
             config.update(
                 CodeSize=len(data),
                 CodeSha256=b64_sha256(sha),
@@ -198,8 +194,8 @@ class Functions:
             check_revision(params.get("RevisionId"), config["RevisionId"])
             unknown = set(params) - set(CONFIG_FIELDS) - {"RevisionId", "FunctionName"}
             if unknown:
-                raise InvalidParameterValue(f"Unsupported parameters: {sorted(unknown)}")
-            checked = validate_config(self.c.store, params, creating=False)
+                raise UNSUPPORTED_PARAMETERS(names=sorted(unknown))
+            checked = validate_config(self.c.store, params, False, self.c.settings.region)
             config.update(checked)
             config.update(
                 LastModified=now_iso(),
@@ -212,6 +208,9 @@ class Functions:
         return self.public_config(config)
 
     def delete(self, name: str, qualifier: str | None) -> None:
+        if qualifier == LATEST:
+            # Lambda refuses this before it looks for the function.
+            raise LATEST_NOT_DELETABLE()
         with self.c.lock:
             self.c.function_doc(name)
             if qualifier is None:
@@ -225,51 +224,41 @@ class Functions:
                 for hook in self.c.on_delete:
                     hook(name)
             else:
-                if qualifier == LATEST:
-                    raise InvalidParameterValue(
-                        "$LATEST version cannot be deleted without deleting the function."
-                    )
                 if not qualifier.isdigit():
-                    raise InvalidParameterValue(
-                        "Deletion of aliases is not supported by DeleteFunction: use DeleteAlias."
-                    )
-                self.c.version_doc(name, qualifier)
+                    raise ALIAS_NOT_DELETABLE_HERE()
+                if self.c.store.get(VERSION, version_key(name, int(qualifier))) is None:
+                    return  # Lambda: deleting a version that is not there succeeds
                 for _, alias in self.c.store.list(ALIAS, prefix=f"{name}/"):
                     weights = (alias.get("RoutingConfig") or {}).get(
                         "AdditionalVersionWeights"
                     ) or {}
                     if alias["FunctionVersion"] == qualifier or qualifier in weights:
-                        raise ResourceConflict(
-                            f"Unable to delete version because the following aliases reference "
-                            f"it: [{alias['Name']}]"
-                        )
+                        raise VERSION_IN_USE(aliases=alias["Name"])
                 self.c.store.delete(VERSION, version_key(name, int(qualifier)))
             self.c.changed(name)
 
     # --- tags -----------------------------------------------------------------------
 
     def _tag_target(self, resource: str) -> str:
-        from firebox.arn import parse_function_ref
-
-        ref = parse_function_ref(resource)
-        if not resource.startswith("arn:"):
-            raise ValidationError(
-                f"1 validation error detected: Value '{resource}' at "
-                "'resource' failed to satisfy constraint: Member must be an ARN"
-            )
+        """The function a taggable resource ARN names (the model has checked its form)."""
+        if ":function:" not in resource:
+            # An event source mapping or code-signing config ARN: none can exist here.
+            raise RESOURCE_NOT_FOUND()
+        ref = parse_function_ref(resource, region=self.c.settings.region)
         if ref.qualifier is not None:
-            raise InvalidParameterValue("Tags are not supported on function versions or aliases.")
+            raise TAGS_ON_QUALIFIED()
         return ref.name
 
-    def tag(self, resource: str, tags: Doc) -> None:
-        if not isinstance(tags, dict) or not tags:
-            raise InvalidParameterValue("Tags must be a non-empty map")
+    def tag(self, resource: str, tags: Doc | None) -> None:
         name = self._tag_target(resource)
+        if not tags:
+            raise TAGS_EMPTY()
         with self.c.lock:
             doc = self.c.function_doc(name)
-            doc.setdefault("tags", {}).update(tags)
-            if len(doc["tags"]) > 50:
-                raise InvalidParameterValue("A function may have at most 50 tags.")
+            merged = {**(doc.get("tags") or {}), **tags}
+            if len(merged) > 50:
+                raise TAGS_TOO_MANY()
+            doc["tags"] = merged
             self.c.store.put(FUNCTION, name, doc)
             # A tag can switch the function's network off (resolve.NETWORK_TAG).
             self.c.changed(name)
@@ -289,25 +278,21 @@ class Functions:
 
     # --- concurrency ----------------------------------------------------------------
 
-    def put_concurrency(self, name: str, reserved: Any) -> Doc:
-        if isinstance(reserved, bool) or not isinstance(reserved, int) or reserved < 0:
-            raise ValidationError(
-                f"1 validation error detected: Value '{reserved}' at "
-                "'reservedConcurrentExecutions' failed to satisfy constraint: Member must have "
-                "value greater than or equal to 0"
-            )
+    def put_concurrency(self, name: str, reserved: int) -> Doc:
         with self.c.lock:
-            doc = self.c.function_doc(name)
+            # Lambda names the function's $LATEST here, unlike most operations.
+            doc = self.c.function_doc(name, LATEST)
             others = sum(
                 d.get("reserved") or 0 for n, d in self.c.store.list(FUNCTION) if n != name
             )
             s = self.c.settings
             if s.account_concurrency - others - reserved < s.min_unreserved_concurrency:
-                raise InvalidParameterValue(
-                    "Specified ReservedConcurrentExecutions for function decreases account's "
-                    "UnreservedConcurrentExecution below its minimum value of "
-                    f"[{s.min_unreserved_concurrency}]."
-                )
+                raise RESERVED_BELOW_MINIMUM(minimum=s.min_unreserved_concurrency)
+            provisioned = sum(
+                d["Requested"] for _, d in self.c.store.list(PROVISIONED, prefix=f"{name}/")
+            )
+            if reserved < provisioned:
+                raise RESERVED_BELOW_PROVISIONED(reserved=reserved, provisioned=provisioned)
             doc["reserved"] = reserved
             self.c.store.put(FUNCTION, name, doc)
             self.c.changed(name)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Any
 
 from firebox.arn import layer_arn, parse_layer_version_arn
 from firebox.control.catalog import LAYER, Catalog, b64_sha256, paginate, version_key
-from firebox.errors import InvalidParameterValue, ResourceNotFound
-from firebox.runtime.runtimes import KNOWN_RUNTIMES
+from firebox.messages import (
+    LAYER_NO_CONTENT,
+    LAYER_S3_UNSUPPORTED,
+    LAYER_UNZIP_FAILED,
+    LAYER_VERSION_BELOW_ONE,
+    RESOURCE_NOT_FOUND,
+)
 from firebox.store.metadata.base import Doc
 
 
@@ -33,17 +37,14 @@ class Layers:
         content = params.get("Content") or {}
         raw = content.get("ZipFile")
         if content.get("S3Bucket") or content.get("S3Key"):
-            raise InvalidParameterValue("Content.S3Bucket is not supported: use Content.ZipFile.")
+            raise LAYER_S3_UNSUPPORTED()
         if not raw:
-            raise InvalidParameterValue("Please provide a source for layer content.")
+            raise LAYER_NO_CONTENT()
         try:
             data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError, TypeError) as exc:
-            raise InvalidParameterValue("Could not unzip uploaded file.") from exc
+        except (binascii.Error, ValueError) as exc:
+            raise LAYER_UNZIP_FAILED() from exc
         runtimes = params.get("CompatibleRuntimes") or []
-        bad = [r for r in runtimes if r not in KNOWN_RUNTIMES]
-        if bad or len(runtimes) > 15:
-            raise InvalidParameterValue(f"Unknown or too many CompatibleRuntimes: {bad}")
         sha = self.c.code.put(data)
         with self.c.lock:
             number = self.c.store.next_counter(f"layer:{name}")
@@ -67,17 +68,17 @@ class Layers:
     def _doc(self, name: str, version: int) -> Doc:
         doc = self.c.store.get(LAYER, version_key(name, version))
         if doc is None:
-            raise ResourceNotFound("The resource you requested does not exist.")
+            raise RESOURCE_NOT_FOUND()
         return doc
 
-    def get(self, name: str, version: Any) -> Doc:
+    def get(self, name: str, version: int) -> Doc:
         return self._shape(self._doc(name, _version_number(version)))
 
     def get_by_arn(self, arn: str) -> Doc:
         name, version = parse_layer_version_arn(arn)
         return self.get(name, version)
 
-    def delete(self, name: str, version: Any) -> None:
+    def delete(self, name: str, version: int) -> None:
         # Deleting a version functions still use is allowed: they keep their copy (Lambda's
         # behaviour too); the package stays in the code store while referenced.
         self.c.store.delete(LAYER, version_key(name, _version_number(version)))
@@ -125,11 +126,10 @@ class Layers:
         return out
 
 
-def _version_number(version: Any) -> int:
-    try:
-        return int(version)
-    except (TypeError, ValueError):
-        raise InvalidParameterValue(f"Invalid layer version number: {version}") from None
+def _version_number(version: int) -> int:
+    if version < 1:
+        raise LAYER_VERSION_BELOW_ONE()
+    return version
 
 
 def _compatible(doc: Doc, runtime: str | None, arch: str | None) -> bool:

@@ -19,20 +19,36 @@ from typing import Any
 from firebox.arn import LATEST
 from firebox.control.catalog import (
     ALIAS,
+    FUNCTION,
     VERSION,
     Catalog,
     check_revision,
     new_revision,
     version_key,
 )
-from firebox.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
+from firebox.messages import (
+    ALIAS_ARN_NOT_FOUND,
+    POLICY_NONE,
+    POLICY_NONE_FOR_FUNCTION,
+    POLICY_ON_LATEST,
+    POLICY_PRINCIPAL_INVALID,
+    POLICY_REVISION_MISMATCH,
+    POLICY_STATEMENT_EXISTS,
+    POLICY_STATEMENT_MISSING,
+    RESOURCE_NOT_FOUND,
+)
 from firebox.store.metadata.base import DeletePrefix, Doc
 
 POLICY = "policy"
 
-_SID_RE = re.compile(r"^([a-zA-Z0-9-_.]+)$")
-_ACTION_RE = re.compile(r"^(lambda:[*]|lambda:[a-zA-Z]+|[*])$")
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+def _principal_ok(principal: str) -> bool:
+    """Lambda takes "*", an account, an ARN or an AWS service principal."""
+    if principal == "*" or _ACCOUNT_RE.match(principal) or principal.startswith("arn:"):
+        return True
+    return principal.endswith((".amazonaws.com", ".amazonaws.com.cn", ".amazon.com"))
 
 
 def _key(name: str, qualifier: str | None) -> str:
@@ -66,45 +82,26 @@ class Policies:
         if qualifier is None:
             return
         if qualifier == LATEST:
-            raise InvalidParameterValue("We currently do not support adding policies for $LATEST.")
+            raise POLICY_ON_LATEST()
         if qualifier.isdigit():
             self.c.version_doc(name, qualifier)
         else:
-            self.c.alias_doc(name, qualifier)
+            self.c.alias_doc(name, qualifier, ALIAS_ARN_NOT_FOUND)
 
     def add(self, name: str, qualifier: str | None, params: Doc) -> Doc:
-        sid = params.get("StatementId")
-        action = params.get("Action")
-        principal = params.get("Principal")
-        if not isinstance(sid, str) or not _SID_RE.match(sid) or len(sid) > 100:
-            raise InvalidParameterValue(
-                f"1 validation error detected: Value '{sid}' at 'statementId' failed to satisfy "
-                "constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_.]+)"
-            )
-        if not isinstance(action, str) or not _ACTION_RE.match(action):
-            raise InvalidParameterValue(
-                f"1 validation error detected: Value '{action}' at 'action' failed to satisfy "
-                "constraint: Member must satisfy regular expression pattern: "
-                "(lambda:[*]|lambda:[a-zA-Z]+|[*])"
-            )
-        if not isinstance(principal, str) or not principal:
-            raise InvalidParameterValue("The Principal parameter is required")
+        """AddPermission; StatementId, Action and Principal were checked against the model."""
+        sid, action, principal = params["StatementId"], params["Action"], params["Principal"]
+        if not _principal_ok(principal):
+            raise POLICY_PRINCIPAL_INVALID()
         url_auth = params.get("FunctionUrlAuthType")
-        if url_auth is not None and url_auth not in ("NONE", "AWS_IAM"):
-            raise InvalidParameterValue(
-                f"1 validation error detected: Value '{url_auth}' at 'functionUrlAuthType' "
-                "failed to satisfy constraint: Member must satisfy enum value set: "
-                "[AWS_IAM, NONE]"
-            )
         with self.c.lock:
             self._check_target(name, qualifier)
             doc = self.c.store.get(POLICY, _key(name, qualifier)) or {"Statement": []}
-            check_revision(params.get("RevisionId"), doc.get("RevisionId", ""))
+            check_revision(
+                params.get("RevisionId"), doc.get("RevisionId", ""), POLICY_REVISION_MISMATCH
+            )
             if any(s["Sid"] == sid for s in doc["Statement"]):
-                raise ResourceConflict(
-                    f"The statement id ({sid}) provided already exists. Please provide a new "
-                    "statement id, or remove the existing statement."
-                )
+                raise POLICY_STATEMENT_EXISTS(sid=sid)
             statement: Doc = {
                 "Sid": sid,
                 "Effect": "Allow",
@@ -139,14 +136,16 @@ class Policies:
 
     def remove(self, name: str, qualifier: str | None, sid: str, revision: str | None) -> None:
         with self.c.lock:
+            if self.c.store.get(FUNCTION, name) is None:
+                raise POLICY_NONE_FOR_FUNCTION(arn=self.c.arn(name))
             self._check_target(name, qualifier)
             doc = self.c.store.get(POLICY, _key(name, qualifier))
             if doc is None:
-                raise ResourceNotFound("No policy is associated with the given resource.")
-            check_revision(revision, doc["RevisionId"])
+                raise POLICY_NONE()
+            check_revision(revision, doc["RevisionId"], POLICY_REVISION_MISMATCH)
             kept = [s for s in doc["Statement"] if s["Sid"] != sid]
             if len(kept) == len(doc["Statement"]):
-                raise ResourceNotFound(f"Statement {sid} is not found in resource policy.")
+                raise POLICY_STATEMENT_MISSING(sid=sid)
             if kept:
                 doc["Statement"] = kept
                 doc["RevisionId"] = new_revision()
@@ -159,7 +158,7 @@ class Policies:
         self._check_target(name, qualifier)
         doc = self.c.store.get(POLICY, _key(name, qualifier))
         if doc is None or not doc["Statement"]:
-            raise ResourceNotFound("The resource you requested does not exist.")
+            raise RESOURCE_NOT_FOUND()
         policy = {"Version": "2012-10-17", "Id": "default", "Statement": doc["Statement"]}
         return {"Policy": json.dumps(policy), "RevisionId": doc["RevisionId"]}
 

@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from firebox.arn import LATEST
 from firebox.control.catalog import Catalog, now_iso, paginate
 from firebox.control.resolve import Resolver
-from firebox.errors import (
-    InvalidParameterValue,
-    ProvisionedConcurrencyConfigNotFound,
-    ResourceConflict,
-    ResourceNotFound,
+from firebox.errors import ResourceNotFound
+from firebox.messages import (
+    ALIAS_ARN_NOT_FOUND,
+    PROVISIONED_ALIAS_ON_PROVISIONED_VERSION,
+    PROVISIONED_NEEDS_QUALIFIER,
+    PROVISIONED_NOT_FOUND,
+    PROVISIONED_ON_LATEST,
+    PROVISIONED_OVER_RESERVED,
+    PROVISIONED_OVER_UNRESERVED,
+    PROVISIONED_VERSION_UNDER_ALIAS,
+    PROVISIONED_WEIGHTED_ALIAS,
 )
 from firebox.store.metadata.base import Doc
 
@@ -62,16 +68,14 @@ class ProvisionedConcurrency:
 
     # --- control plane (worker threads) -------------------------------------------------
 
-    def put(self, name: str, qualifier: str | None, requested: Any) -> Doc:
-        qualifier = self._check_qualifier(name, qualifier)
-        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
-            raise InvalidParameterValue(
-                "1 validation error detected: Value at 'provisionedConcurrentExecutions' "
-                "failed to satisfy constraint: Member must have value greater than or equal to 1"
-            )
+    def put(self, name: str, qualifier: str, requested: int) -> Doc:
+        """PutProvisionedConcurrencyConfig (Qualifier and the count were checked against the
+        model at the edge)."""
+        if qualifier == LATEST:
+            raise PROVISIONED_ON_LATEST()
         with self.c.lock:
-            function = self.c.function_doc(name)
             version = self._target_version(name, qualifier)
+            function = self.c.function_doc(name)
             reserved = function.get("reserved")
             others = 0
             for _, doc in self.c.store.list(PROVISIONED, prefix=f"{name}/"):
@@ -83,22 +87,14 @@ class ProvisionedConcurrency:
                 except ResourceNotFound:
                     continue
                 if other_version == version:
-                    kind = "Alias" if not qualifier.isdigit() else "Version"
-                    raise ResourceConflict(
-                        f"{kind} {qualifier} is already configured with provisioned "
-                        f"concurrency via {doc['Qualifier']}"
-                    )
+                    if qualifier.isdigit():
+                        raise PROVISIONED_VERSION_UNDER_ALIAS()
+                    raise PROVISIONED_ALIAS_ON_PROVISIONED_VERSION()
             if reserved is not None and requested + others > reserved:
-                raise InvalidParameterValue(
-                    "Requested Provisioned Concurrency should not be greater than the "
-                    "reservedConcurrentExecution for function"
-                )
+                raise PROVISIONED_OVER_RESERVED()
             limit = self.account_limit - self.min_unreserved
             if reserved is None and requested + others > limit:
-                raise InvalidParameterValue(
-                    f"Specified ConcurrentExecutions for function is greater than account's "
-                    f"unreserved concurrency [{limit}]"
-                )
+                raise PROVISIONED_OVER_UNRESERVED(unreserved=limit)
             doc = {
                 "FunctionName": name,
                 "Qualifier": qualifier,
@@ -110,31 +106,22 @@ class ProvisionedConcurrency:
         self._schedule(name, qualifier)
         return self._public(doc)
 
-    def get(self, name: str, qualifier: str | None) -> Doc:
-        qualifier = self._check_qualifier(name, qualifier)
+    def get(self, name: str, qualifier: str) -> Doc:
+        self._check_qualifier(name, qualifier)
         doc = self.c.store.get(PROVISIONED, _key(name, qualifier))
         if doc is None:
-            raise ProvisionedConcurrencyConfigNotFound(
-                "No Provisioned Concurrency Config found for this function"
-            )
+            raise PROVISIONED_NOT_FOUND()
         return self._public(doc)
 
-    def delete(self, name: str, qualifier: str | None) -> None:
-        qualifier = self._check_qualifier(name, qualifier)
+    def delete(self, name: str, qualifier: str) -> None:
+        self._check_qualifier(name, qualifier)
         with self.c.lock:
             if not self.c.store.delete(PROVISIONED, _key(name, qualifier)):
-                raise ProvisionedConcurrencyConfigNotFound(
-                    "No Provisioned Concurrency Config found for this function"
-                )
+                raise PROVISIONED_NOT_FOUND()
         self._schedule(name, qualifier)
 
     def list(self, name: str, marker: str | None, max_items: int | None) -> Doc:
         self.c.function_doc(name)
-        if max_items is not None and not 1 <= max_items <= 50:
-            raise InvalidParameterValue(
-                f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to "
-                "satisfy constraint: Member must have value less than or equal to 50"
-            )
         docs = [d for _, d in self.c.store.list(PROVISIONED, prefix=f"{name}/")]
         page, next_marker = paginate(docs, marker, max_items, key=lambda d: d["Qualifier"])
         items = [{"FunctionArn": self.c.arn(name, d["Qualifier"]), **self._public(d)} for d in page]
@@ -143,27 +130,21 @@ class ProvisionedConcurrency:
             out["NextMarker"] = next_marker
         return out
 
-    def _check_qualifier(self, name: str, qualifier: str | None) -> str:
-        self.c.function_doc(name)
-        if not qualifier:
-            raise InvalidParameterValue("Qualifier is required: a version number or alias name")
+    def _check_qualifier(self, name: str, qualifier: str) -> None:
+        """Get and Delete name a published version or an alias that exists."""
         if qualifier == LATEST:
-            raise InvalidParameterValue(
-                "Provisioned Concurrency Configs cannot be applied to unpublished function "
-                "versions."
-            )
-        return qualifier
+            raise PROVISIONED_NEEDS_QUALIFIER()
+        self._target_version(name, qualifier, check_weights=False)
 
-    def _target_version(self, name: str, qualifier: str) -> str:
-        """The version a qualifier points at (ResourceNotFound if it does not exist)."""
+    def _target_version(self, name: str, qualifier: str, check_weights: bool = True) -> str:
+        """The version a qualifier points at (ResourceNotFound if it, or its function, does
+        not exist: Lambda names the qualified ARN either way)."""
         if qualifier.isdigit():
             self.c.version_doc(name, qualifier)
             return qualifier
-        alias = self.c.alias_doc(name, qualifier)
-        if (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
-            raise InvalidParameterValue(
-                "Alias with weights can not be used with Provisioned Concurrency"
-            )
+        alias = self.c.alias_doc(name, qualifier, ALIAS_ARN_NOT_FOUND)
+        if check_weights and (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
+            raise PROVISIONED_WEIGHTED_ALIAS()
         return str(alias["FunctionVersion"])
 
     def _public(self, doc: Doc) -> Doc:

@@ -131,7 +131,8 @@ class Resolver:
         return FunctionVersion(name, version, config["RevisionId"], config, network)
 
     def _load(self, name: str, qualifier: str) -> _Target:
-        function = self.c.function_doc(name)
+        # An invoke names the qualifier it was asked for, $LATEST when none (as Lambda).
+        function = self.c.function_doc(name, qualifier)
         if qualifier == LATEST or qualifier.isdigit():
             return _Target(self._version(name, function, qualifier))
         alias = self.c.alias_doc(name, qualifier)

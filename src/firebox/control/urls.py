@@ -10,20 +10,16 @@ Firebox's URL server (settings.url_port).
 
 from __future__ import annotations
 
-import re
 import secrets
 import string
 from typing import Any
 
-from firebox.arn import ALIAS_RE, LATEST
-from firebox.control.catalog import ALIAS, Catalog, now_iso, paginate
-from firebox.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
+from firebox.control.catalog import ALIAS, FUNCTION, Catalog, now_iso, paginate
+from firebox.messages import RESOURCE_NOT_FOUND, URL_EXISTS, URL_FUNCTION_MISSING
 from firebox.store.metadata.base import Delete, Doc, Put
 
 URL, URL_ID = "url", "url-id"
 
-AUTH_TYPES = ("NONE", "AWS_IAM")
-INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _CORS_FIELDS = (
     "AllowCredentials",
@@ -33,46 +29,17 @@ _CORS_FIELDS = (
     "ExposeHeaders",
     "MaxAge",
 )
-_METHOD_RE = re.compile(r"^[*]$|^[a-zA-Z]{1,6}$")
 
 
 def _key(name: str, qualifier: str | None) -> str:
     return f"{name}/{qualifier or ''}"
 
 
-def _enum(field: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise InvalidParameterValue(
-            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
-            f"constraint: Member must satisfy enum value set: [{', '.join(allowed)}]"
-        )
-    return str(value)
-
-
-def _cors(value: Any) -> Doc | None:
+def _cors(value: Doc | None) -> Doc | None:
+    """The Cors members Firebox keeps (their types were checked against the model)."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise InvalidParameterValue("Cors must be an object")
-    unknown = set(value) - set(_CORS_FIELDS)
-    if unknown:
-        raise InvalidParameterValue(f"Unknown Cors fields: {sorted(unknown)}")
-    out: Doc = {}
-    for field in ("AllowHeaders", "AllowMethods", "AllowOrigins", "ExposeHeaders"):
-        if field in value and value[field] is not None:
-            items = value[field]
-            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-                raise InvalidParameterValue(f"Cors.{field} must be a list of strings")
-            if field == "AllowMethods" and not all(_METHOD_RE.match(i) for i in items):
-                raise InvalidParameterValue("Cors.AllowMethods has an invalid method")
-            out[field] = items
-    if value.get("AllowCredentials") is not None:
-        out["AllowCredentials"] = bool(value["AllowCredentials"])
-    if value.get("MaxAge") is not None:
-        age = value["MaxAge"]
-        if not isinstance(age, int) or not 0 <= age <= 86400:
-            raise InvalidParameterValue("Cors.MaxAge must be between 0 and 86400")
-        out["MaxAge"] = age
+    out: Doc = {k: value[k] for k in _CORS_FIELDS if value.get(k) is not None}
     return out
 
 
@@ -87,16 +54,11 @@ class FunctionUrls:
         catalog.listeners.append(self.prune)
 
     def _check_target(self, name: str, qualifier: str | None) -> None:
+        """The function and alias exist (the model's pattern for a URL's Qualifier has
+        already refused $LATEST and version numbers)."""
         self.c.function_doc(name)
-        if qualifier is None:
-            return
-        if qualifier == LATEST or qualifier.isdigit() or not ALIAS_RE.match(qualifier):
-            raise InvalidParameterValue(
-                f"1 validation error detected: Value '{qualifier}' at 'qualifier' failed to "
-                "satisfy constraint: Member must satisfy regular expression pattern: "
-                "((?!^\\d+$)^[0-9a-zA-Z-_]+$)"
-            )
-        self.c.alias_doc(name, qualifier)
+        if qualifier is not None:
+            self.c.alias_doc(name, qualifier)
 
     def _public(self, doc: Doc, last_modified: bool = True) -> Doc:
         out = {k: v for k, v in doc.items() if not k.startswith("_")}
@@ -106,21 +68,14 @@ class FunctionUrls:
             out.pop("Cors")
         return out
 
-    def _not_found(self) -> ResourceNotFound:
-        return ResourceNotFound("The resource you requested does not exist.")
-
     def create(self, name: str, qualifier: str | None, params: Doc) -> Doc:
-        auth = _enum("authType", params.get("AuthType"), AUTH_TYPES)
-        mode = _enum("invokeMode", params.get("InvokeMode", "BUFFERED"), INVOKE_MODES)
+        auth = params["AuthType"]
+        mode = params.get("InvokeMode") or "BUFFERED"
         cors = _cors(params.get("Cors"))
         with self.c.lock:
             self._check_target(name, qualifier)
             if self.c.store.get(URL, _key(name, qualifier)) is not None:
-                raise ResourceConflict(
-                    f"Failed to create function url config for [functionArn = "
-                    f"{self.c.arn(name, qualifier)}]. Error message:  FunctionUrlConfig "
-                    "exists for this Lambda function"
-                )
+                raise URL_EXISTS(arn=self.c.arn(name, qualifier))
             url_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(32))
             now = now_iso()
             doc: Doc = {
@@ -147,7 +102,7 @@ class FunctionUrls:
         self._check_target(name, qualifier)
         doc = self.c.store.get(URL, _key(name, qualifier))
         if doc is None:
-            raise self._not_found()
+            raise RESOURCE_NOT_FOUND()
         return self._public(doc)
 
     def update(self, name: str, qualifier: str | None, params: Doc) -> Doc:
@@ -155,11 +110,11 @@ class FunctionUrls:
             self._check_target(name, qualifier)
             doc = self.c.store.get(URL, _key(name, qualifier))
             if doc is None:
-                raise self._not_found()
+                raise RESOURCE_NOT_FOUND()
             if params.get("AuthType") is not None:
-                doc["AuthType"] = _enum("authType", params["AuthType"], AUTH_TYPES)
+                doc["AuthType"] = params["AuthType"]
             if params.get("InvokeMode") is not None:
-                doc["InvokeMode"] = _enum("invokeMode", params["InvokeMode"], INVOKE_MODES)
+                doc["InvokeMode"] = params["InvokeMode"]
             if "Cors" in params:
                 cors = _cors(params["Cors"])
                 doc.pop("Cors", None)
@@ -175,12 +130,13 @@ class FunctionUrls:
             self._check_target(name, qualifier)
             doc = self.c.store.get(URL, _key(name, qualifier))
             if doc is None:
-                raise self._not_found()
+                raise RESOURCE_NOT_FOUND()
             self.c.store.batch([Delete(URL, _key(name, qualifier)), Delete(URL_ID, doc["_id"])])
             self._by_id.pop(doc["_id"], None)
 
     def list(self, name: str, marker: str | None, max_items: int | None) -> Doc:
-        self.c.function_doc(name)
+        if self.c.store.get(FUNCTION, name) is None:
+            raise URL_FUNCTION_MISSING()
         docs = [d for _, d in self.c.store.list(URL, prefix=f"{name}/")]
         page, next_marker = paginate(docs, marker, max_items, lambda d: d["FunctionArn"])
         out: Doc = {"FunctionUrlConfigs": [self._public(d) for d in page]}

@@ -13,7 +13,7 @@ from firebox.control.catalog import (
     paginate,
     version_key,
 )
-from firebox.errors import InvalidParameterValue
+from firebox.messages import CODE_SHA_MISMATCH
 from firebox.store.metadata.base import Doc, Put
 
 # What makes two versions the same: a publish of an unchanged $LATEST returns the last
@@ -46,10 +46,7 @@ class Versions:
             check_revision(params.get("RevisionId"), latest["RevisionId"])
             want = params.get("CodeSha256")
             if want and want != latest["CodeSha256"]:
-                raise InvalidParameterValue(
-                    f"CodeSHA256 ({want}) is different from current CodeSHA256 in $LATEST "
-                    f"({latest['CodeSha256']}). Please try again"
-                )
+                raise CODE_SHA_MISMATCH(given=want, current=latest["CodeSha256"])
             if doc["last_version"]:
                 last = self.c.store.get(VERSION, version_key(name, doc["last_version"]))
                 if last and all(last["config"].get(k) == latest.get(k) for k in _IDENTITY):

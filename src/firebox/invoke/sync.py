@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.resolve import Resolver
-from firebox.errors import InvalidRequestContent, RequestTooLarge
+from firebox.messages import PAYLOAD_NOT_JSON, PAYLOAD_TOO_LARGE
 from firebox.observe.logs import billed_ms, end_line, report_line, start_line
 from firebox.workers.concurrency import ConcurrencyLimiter
 from firebox.workers.environment import Environment, Invocation, Outcome, new_request_id
@@ -57,16 +57,13 @@ def check_payload(
 ) -> bytes:
     """Lambda's checks on a request payload: its size, and that it is JSON."""
     if len(payload) > limit:
-        raise RequestTooLarge(
-            f"{len(payload)} byte payload is too large for the {operation} invocation type "
-            f"(limit {limit} bytes)"
-        )
+        raise PAYLOAD_TOO_LARGE(size=len(payload), operation=operation, limit=limit)
     if not payload.strip():
         return b"{}"
     try:
         json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestContent(f"Could not parse request body into json: {exc}") from exc
+        raise PAYLOAD_NOT_JSON(detail=str(exc)) from exc
     return payload
 
 

@@ -16,24 +16,23 @@ import json
 from typing import Any
 
 from firebox.errors import FireboxError
+from firebox.messages import EVENT_PATTERN_INVALID
 
 _NUMERIC_OPS = {"<", "<=", "=", ">", ">="}
 _MISSING = object()
 
 
-class InvalidEventPattern(FireboxError):
-    code, status = "InvalidEventPatternException", 400
+def _invalid(reason: str) -> FireboxError:
+    return EVENT_PATTERN_INVALID(reason=reason)
 
 
 def parse_pattern(text: str) -> dict[str, Any]:
     try:
         pattern = json.loads(text)
     except (ValueError, TypeError):
-        raise InvalidEventPattern(
-            "Event pattern is not valid. Reason: Filter is not valid JSON"
-        ) from None
+        raise _invalid("Filter is not valid JSON") from None
     if not isinstance(pattern, dict) or not pattern:
-        raise InvalidEventPattern("Event pattern is not valid. Reason: Filter is not an object")
+        raise _invalid("Filter is not an object")
     _validate(pattern)
     return pattern
 
@@ -46,10 +45,7 @@ def _validate(pattern: dict[str, Any]) -> None:
                 or len(value) < 2
                 or not all(isinstance(p, dict) for p in value)
             ):
-                raise InvalidEventPattern(
-                    "Event pattern is not valid. Reason: $or must be an "
-                    "array of at least two objects"
-                )
+                raise _invalid("$or must be an array of at least two objects")
             for p in value:
                 _validate(p)
         elif isinstance(value, dict):
@@ -59,16 +55,14 @@ def _validate(pattern: dict[str, Any]) -> None:
                 if isinstance(item, dict):
                     _validate_matcher(item)
         else:
-            raise InvalidEventPattern(
-                f'Event pattern is not valid. Reason: "{key}" must be an object or an array'
-            )
+            raise _invalid(f'"{key}" must be an object or an array')
 
 
 def _validate_matcher(m: dict[str, Any]) -> None:
     if len(m) != 1:
-        raise InvalidEventPattern("Event pattern is not valid. Reason: a matcher has one key")
+        raise _invalid("a matcher has one key")
     ((op, arg),) = m.items()
-    bad = InvalidEventPattern(f'Event pattern is not valid. Reason: bad "{op}" matcher')
+    bad = _invalid(f'bad "{op}" matcher')
     if op in ("prefix", "suffix", "equals-ignore-case", "wildcard", "cidr"):
         if (
             isinstance(arg, dict)
@@ -77,12 +71,14 @@ def _validate_matcher(m: dict[str, Any]) -> None:
         ):
             return
         if not isinstance(arg, str):
-            raise bad
+            raise _invalid(f"{op} match pattern must be a string")
     elif op == "exists":
         if not isinstance(arg, bool):
             raise bad
     elif op == "numeric":
-        if not isinstance(arg, list) or len(arg) not in (2, 4):
+        if not isinstance(arg, list):
+            raise _invalid("Value of numeric must be an array.")
+        if len(arg) not in (2, 4):
             raise bad
         for i in range(0, len(arg), 2):
             if (
@@ -101,9 +97,7 @@ def _validate_matcher(m: dict[str, Any]) -> None:
             ):
                 raise bad
     else:
-        raise InvalidEventPattern(
-            f"Event pattern is not valid. Reason: Unrecognized match type {op}"
-        )
+        raise _invalid(f"Unrecognized match type {op}")
 
 
 def matches(pattern: dict[str, Any], event: Any) -> bool:

@@ -22,7 +22,19 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from firebox.arn import FunctionRef, parse_function_ref
-from firebox.errors import FireboxError, LogsResourceNotFound, ValidationError
+from firebox.errors import FireboxError
+from firebox.messages import (
+    EVENT_BUS_NOT_FOUND,
+    EVENT_INVALID,
+    NEXT_TOKEN_INVALID,
+    RULE_HAS_TARGETS,
+    RULE_NEEDS_PATTERN_OR_SCHEDULE,
+    RULE_NOT_FOUND,
+    TARGET_INPUT_NOT_JSON,
+    TARGET_INPUT_PATH,
+    TARGET_ONE_INPUT,
+    TARGETS_LIMIT,
+)
 from firebox.store.metadata.base import Delete, Doc, MetadataStore, Put
 from firebox.triggers import schedule_expr
 from firebox.triggers.patterns import matches, parse_pattern
@@ -33,14 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RULE, RULE_TARGET, SCHEDULE = "rule", "rule-target", "schedule"
-_NAME_RE = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
-_TARGET_ID_RE = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
-_STATES = ("ENABLED", "DISABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
 MAX_TARGETS = 5
-
-
-class LimitExceeded(FireboxError):
-    code, status = "LimitExceededException", 400
 
 
 def iso_z(t: float) -> str:
@@ -52,7 +57,7 @@ def json_path(doc: Any, path: str) -> Any:
     if path == "$":
         return doc
     if not path.startswith("$."):
-        raise ValidationError(f"Invalid InputPath: {path}")
+        raise TARGET_INPUT_PATH(path=path)
     cur = doc
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path[2:]):
         if part.startswith("["):
@@ -99,22 +104,17 @@ class Rules:
     def _bus(self, params: Doc) -> None:
         bus = params.get("EventBusName") or "default"
         if bus not in ("default", f"arn:aws:events:{self.region}:{self.account}:event-bus/default"):
-            raise LogsResourceNotFound(f"Event bus {bus} does not exist.")
+            raise EVENT_BUS_NOT_FOUND(bus=bus)
 
     def _name(self, params: Doc, field: str = "Name") -> str:
-        name = params.get(field)
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise ValidationError(
-                f"1 validation error detected: Value '{name}' at '{field[0].lower() + field[1:]}"
-                "' failed to satisfy constraint: Member must satisfy regular expression "
-                "pattern: [\\.\\-_A-Za-z0-9]+"
-            )
+        """A rule's name (required, and checked against the model's pattern, at the edge)."""
+        name: str = params[field]
         return name
 
     def _rule(self, name: str) -> Doc:
         doc = self.store.get(RULE, name)
         if doc is None:
-            raise LogsResourceNotFound(f"Rule {name} does not exist on EventBus default.")
+            raise RULE_NOT_FOUND(name=name, bus="default")
         return doc
 
     @staticmethod
@@ -129,19 +129,12 @@ class Rules:
         schedule = params.get("ScheduleExpression")
         pattern = params.get("EventPattern")
         if not schedule and not pattern:
-            raise ValidationError(
-                "Parameter(s) EventPattern or ScheduleExpression must be specified."
-            )
+            raise RULE_NEEDS_PATTERN_OR_SCHEDULE()
         if schedule:
             schedule_expr.parse(schedule)
         if pattern:
             parse_pattern(pattern)
         state = params.get("State") or "ENABLED"
-        if state not in _STATES:
-            raise ValidationError(
-                f"1 validation error detected: Value '{state}' at 'state' failed to satisfy "
-                f"constraint: Member must satisfy enum value set: [{', '.join(_STATES)}]"
-            )
         with self.lock:
             old = self.store.get(RULE, name)
             doc: Doc = {
@@ -198,15 +191,15 @@ class Rules:
             if self.store.get(RULE, name) is None:
                 return {}  # AWS: deleting a missing rule succeeds
             if self.store.list(RULE_TARGET, prefix=f"{name}/", limit=1):
-                raise ValidationError("Rule can't be deleted since it has targets.")
+                raise RULE_HAS_TARGETS()
             self.store.batch([Delete(RULE, name), Delete(SCHEDULE, name)])
         return {}
 
     def _page(self, items: list[Any], params: Doc, key: str) -> Doc:
-        try:
-            start = int(params.get("NextToken") or 0)
-        except ValueError:
-            raise ValidationError("The NextToken provided is not valid.") from None
+        token = params.get("NextToken") or "0"
+        if not token.isdigit():
+            raise NEXT_TOKEN_INVALID()
+        start = int(token)
         limit = int(params.get("Limit") or 100)
         out: Doc = {key: items[start : start + limit]}
         if start + limit < len(items):
@@ -230,26 +223,19 @@ class Rules:
     def put_targets(self, params: Doc) -> Doc:
         self._bus(params)
         name = self._name(params, "Rule")
-        targets = params.get("Targets")
-        if not isinstance(targets, list) or not targets:
-            raise ValidationError("Targets must contain at least one target")
+        targets: list[Doc] = params["Targets"]
         failed: list[Doc] = []
         with self.lock:
             self._rule(name)
             existing = {d["Id"] for _, d in self.store.list(RULE_TARGET, prefix=f"{name}/")}
-            new_ids = {t.get("Id") for t in targets if isinstance(t, dict)} - existing
+            new_ids = {t["Id"] for t in targets} - existing
             if len(existing) + len(new_ids) > MAX_TARGETS:
-                raise LimitExceeded(
-                    f"The requested resource exceeds the maximum number allowed ({MAX_TARGETS})."
-                )
+                raise TARGETS_LIMIT()
             writes: list[Put | Delete] = []
             for t in targets:
-                tid = t.get("Id") if isinstance(t, dict) else None
-                if not isinstance(tid, str) or not _TARGET_ID_RE.match(tid):
-                    raise ValidationError(f"Invalid target Id: {tid}")
-                arn = t.get("Arn")
+                tid, arn = t["Id"], t["Arn"]
                 error = None
-                if not isinstance(arn, str) or ":lambda:" not in arn:
+                if ":lambda:" not in arn:
                     error = (
                         "ValidationException",
                         f"Target {tid}: only Lambda function targets are supported.",
@@ -262,9 +248,7 @@ class Rules:
                     )
                     > 1
                 ):
-                    raise ValidationError(
-                        "Only one of Input, InputPath, or InputTransformer must be provided."
-                    )
+                    raise TARGET_ONE_INPUT(target=tid)
                 else:
                     try:
                         parse_function_ref(arn)
@@ -278,8 +262,8 @@ class Rules:
                 if t.get("Input") is not None:
                     try:
                         json.loads(t["Input"])
-                    except (ValueError, TypeError):
-                        raise ValidationError("Input is not valid JSON.") from None
+                    except ValueError:
+                        raise TARGET_INPUT_NOT_JSON() from None
                 doc = {k: v for k, v in t.items() if v is not None}
                 doc["_rule"] = name
                 writes.append(Put(RULE_TARGET, f"{name}/{tid}", doc))
@@ -324,17 +308,12 @@ class Rules:
         try:
             event = json.loads(params.get("Event") or "")
         except ValueError:
-            raise ValidationError("Parameter Event is not valid.") from None
+            raise EVENT_INVALID() from None
         return {"Result": matches(pattern, event)}
 
     def build_events(self, params: Doc) -> tuple[list[Doc], list[Doc | None]]:
         """PutEvents' result entries, and the event to route for each (None if failed)."""
-        entries = params.get("Entries")
-        if not isinstance(entries, list) or not 1 <= len(entries) <= 10:
-            raise ValidationError(
-                "1 validation error detected: Value at 'entries' failed to satisfy constraint: "
-                "Member must have length less than or equal to 10"
-            )
+        entries: list[Doc] = params["Entries"]
         results: list[Doc] = []
         events: list[Doc | None] = []
         for entry in entries:

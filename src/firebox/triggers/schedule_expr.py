@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
-from firebox.errors import ValidationError
+from firebox.errors import FireboxError
+from firebox.messages import SCHEDULE_INVALID
 
 _RATE_RE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _CRON_RE = re.compile(r"^cron\((.*)\)$")
@@ -27,8 +28,8 @@ _DOW_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _MAX_STEPS = 20000
 
 
-def invalid() -> ValidationError:
-    return ValidationError("Parameter ScheduleExpression is not valid.")
+def invalid() -> FireboxError:
+    return SCHEDULE_INVALID()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from firebox.errors import InvalidParameterValue
+from firebox.messages import UNZIP_FAILED, UNZIPPED_TOO_LARGE, ZIP_ENTRY_ESCAPES
 
 # Lambda's limit on the unzipped size of a function and its layers.
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
@@ -20,18 +20,12 @@ def open_zip(data: bytes) -> zipfile.ZipFile:
         zf = zipfile.ZipFile(io.BytesIO(data))
         bad = zf.testzip()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:
-        raise InvalidParameterValue(
-            "Could not unzip uploaded file. Please check your file, then try to upload again."
-        ) from exc
+        raise UNZIP_FAILED() from exc
     if bad is not None:
-        raise InvalidParameterValue(
-            "Could not unzip uploaded file. Please check your file, then try to upload again."
-        )
+        raise UNZIP_FAILED()
     total = sum(i.file_size for i in zf.infolist())
     if total > MAX_UNZIPPED_BYTES:
-        raise InvalidParameterValue(
-            f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes"
-        )
+        raise UNZIPPED_TOO_LARGE(limit=MAX_UNZIPPED_BYTES)
     return zf
 
 
@@ -45,7 +39,7 @@ def extract(zf: zipfile.ZipFile, dest: Path) -> None:
     for info in zf.infolist():
         target = (root / info.filename).resolve()
         if target != root and root not in target.parents:
-            raise InvalidParameterValue(f"Zip entry {info.filename!r} escapes the package root")
+            raise ZIP_ENTRY_ESCAPES(entry=info.filename)
         mode = (info.external_attr >> 16) & 0xFFFF
         if info.is_dir():
             target.mkdir(parents=True, exist_ok=True)
