@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from firebox.api.server import _front_door, public
+from firebox.api.server import APP_KEY, _front_door, public
 from firebox.errors import InvalidParameterValue
 
 # The front door keeps its request id under a plain string key.
@@ -27,6 +28,8 @@ def _app() -> web.Application:
         raise InvalidParameterValue("bad input")
 
     app = web.Application(middlewares=[_front_door])
+    # Public routes need nothing of the App (no credentials to check).
+    app[APP_KEY] = SimpleNamespace()
     app.router.add_get("/buggy/{key}", buggy)
     app.router.add_get("/refuses", refuses)
     return app

@@ -51,6 +51,11 @@ class Rules:
     own_checks: frozenset[tuple[str, str]] = frozenset()
     # AWS lists some enums in an order of its own, not the model's.
     enum_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The constraints of each (shape, path), worked out once: the invoke path checks its
+    # input on every call.
+    _checks: dict[tuple[str, str], list[tuple[str, str, Any]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,7 @@ class WrongType(Exception):
         self.path, self.shape, self.value = path, shape, value
 
 
+@functools.cache
 def lower_first(name: str) -> str:
     return name[:1].lower() + name[1:]
 
@@ -160,11 +166,21 @@ def _pattern(pattern: str) -> re.Pattern[str] | None:
 
 def _utf16_len(text: str) -> int:
     """Java's String.length(): UTF-16 code units, so an emoji counts twice."""
+    if text.isascii():
+        return len(text)
     return len(text.encode("utf-16-le")) // 2
 
 
 def _scalar_checks(shape: Shape, rules: Rules, path: str) -> list[tuple[str, str, Any]]:
     """The constraints of a scalar shape: (kind, AWS's wording, bound), in AWS's order."""
+    key = (shape.name, path)
+    cached = rules._checks.get(key)
+    if cached is None:
+        cached = rules._checks[key] = _work_out_checks(shape, rules, path)
+    return cached
+
+
+def _work_out_checks(shape: Shape, rules: Rules, path: str) -> list[tuple[str, str, Any]]:
     meta = shape.metadata
     checks: list[tuple[str, str, Any]] = []
     if shape.type_name == "string":
