@@ -170,6 +170,12 @@ UNZIPPED_TOO_LARGE = Message(
 ZIP_ENTRY_ESCAPES = Message(
     InvalidParameterValue, "Zip entry {entry!r} escapes the package root", FIREBOX
 )
+ZIP_ENTRY_INVALID_NAME = Message(
+    InvalidParameterValue, "Zip entry {entry!r} is not a valid file name", FIREBOX
+)
+ZIP_ENTRY_CANNOT_UNPACK = Message(
+    InvalidParameterValue, "Zip entry {entry!r} cannot be unpacked: {why}", FIREBOX
+)
 CODE_SHA_MISMATCH = Message(
     InvalidParameterValue,
     "CodeSHA256 ({given}) is different from current CodeSHA256 in $LATEST ({current}). "

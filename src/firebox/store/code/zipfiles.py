@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import io
-import os
 import stat
 import zipfile
 from pathlib import Path
 
-from firebox.messages import UNZIP_FAILED, UNZIPPED_TOO_LARGE, ZIP_ENTRY_ESCAPES
+from firebox.messages import (
+    UNZIP_FAILED,
+    UNZIPPED_TOO_LARGE,
+    ZIP_ENTRY_CANNOT_UNPACK,
+    ZIP_ENTRY_ESCAPES,
+    ZIP_ENTRY_INVALID_NAME,
+)
+from firebox.store.code.safetree import EscapesRoot, TreeWriter, link_stays_inside, split_name
 
 # Lambda's limit on the unzipped size of a function and its layers.
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
@@ -30,32 +37,51 @@ def open_zip(data: bytes) -> zipfile.ZipFile:
 
 
 def extract(zf: zipfile.ZipFile, dest: Path) -> None:
-    """Extract into dest, keeping Unix modes (a bootstrap must stay executable).
+    """Extract into dest (an empty directory), keeping Unix modes (a bootstrap must stay
+    executable).
 
-    Entries that would land outside dest are refused; symlinks are recreated only when
-    they point inside the package.
+    No write ever follows a link (safetree.py), whatever the order of the entries: an
+    entry under an earlier link replaces the link. Entries that name a place outside the
+    package are refused; symlinks are recreated only when their target, read as a
+    string, stays inside the package.
     """
-    root = dest.resolve()
-    for info in zf.infolist():
-        target = (root / info.filename).resolve()
-        if target != root and root not in target.parents:
-            raise ZIP_ENTRY_ESCAPES(entry=info.filename)
-        mode = (info.external_attr >> 16) & 0xFFFF
-        if info.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if stat.S_ISLNK(mode):
-            link = zf.read(info).decode()
-            resolved = (target.parent / link).resolve()
-            if resolved == root or root in resolved.parents:
-                os.symlink(link, target)
-            continue
-        with zf.open(info) as src, open(target, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-        perm = stat.S_IMODE(mode) if mode else 0o644
-        # Everyone may read (the function runs as an unprivileged user); keep exec bits.
-        os.chmod(target, (perm | 0o444) & 0o755)
-    for dirpath, _dirs, _files in os.walk(root):
-        os.chmod(dirpath, 0o755)
+    with TreeWriter(dest) as tree:
+        for info in zf.infolist():
+            try:
+                parts = split_name(info.filename)
+            except EscapesRoot:
+                raise ZIP_ENTRY_ESCAPES(entry=info.filename) from None
+            except ValueError:
+                raise ZIP_ENTRY_INVALID_NAME(entry=info.filename) from None
+            mode = (info.external_attr >> 16) & 0xFFFF
+            try:
+                _extract_one(zf, info, parts, mode, tree)
+            except OSError as exc:
+                if exc.errno not in _BAD_NAME_ERRNOS:
+                    raise
+                raise ZIP_ENTRY_CANNOT_UNPACK(entry=info.filename, why=exc.strerror) from None
+
+
+# What the file system says of a name it cannot hold (too long, too deep): the package's
+# fault, not ours.
+_BAD_NAME_ERRNOS = (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ)
+
+
+def _extract_one(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: list[str], mode: int, tree: TreeWriter
+) -> None:
+    if info.is_dir():
+        tree.mkdir(parts)
+        return
+    if not parts:
+        raise ZIP_ENTRY_INVALID_NAME(entry=info.filename)
+    if stat.S_ISLNK(mode):
+        target = zf.read(info).decode(errors="replace")
+        if link_stays_inside(parts, target):
+            tree.symlink(parts, target)
+        return
+    perm = stat.S_IMODE(mode) if mode else 0o644
+    # Everyone may read (the function runs as an unprivileged user); keep exec bits only:
+    # never setuid, setgid or sticky, never writable by others.
+    with zf.open(info) as src:
+        tree.write_file(parts, src, (perm | 0o444) & 0o755)
