@@ -6,6 +6,7 @@ Nothing else in the server reads ``os.environ``; everything is passed down from 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -41,6 +42,10 @@ class Settings:
     allow_unsandboxed: bool = False
     # Outbound network for functions (can also be turned off per function by env var).
     network: bool = True
+    # Outbound destinations functions may reach beyond the internet: CIDRs, comma
+    # separated. Link-local (cloud metadata), loopback, private ranges and this host's own
+    # addresses are refused unless listed here (sandbox/egress.py).
+    egress_allow: str = ""
 
     # Execution environments.
     keepalive_s: float = 300.0
@@ -152,6 +157,13 @@ class Settings:
             raise SettingsError("account_concurrency must be at least 1")
         if self.min_unreserved_concurrency > self.account_concurrency:
             raise SettingsError("min_unreserved_concurrency exceeds account_concurrency")
+        try:
+            for cidr in filter(None, (c.strip() for c in self.egress_allow.split(","))):
+                ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise SettingsError(
+                f"egress_allow must be CIDRs separated by commas (10.0.0.0/8,192.168.1.7): {exc}"
+            ) from None
         self.data_dir = Path(self.data_dir).absolute()
         return self
 

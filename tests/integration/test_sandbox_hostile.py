@@ -197,7 +197,11 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def psrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("sbx") / "data", sandbox="process").start()
+    # The outbound tests talk to a listener on this host's own address, which the egress
+    # policy refuses unless the operator allows it (test_sandbox_egress.py tests that).
+    host = _host_address()
+    allow = {"egress_allow": f"{host}/32"} if host else {}
+    srv = Server(tmp_path_factory.mktemp("sbx") / "data", sandbox="process", **allow).start()
     yield srv
     srv.stop()
 

@@ -63,3 +63,12 @@ def test_bad_storage_urls_are_refused():
     for bad in ("file:///tmp/code", "s3://", "s3://UPPER", "s3://ab", "https://bucket/x"):
         with pytest.raises(SettingsError, match="code_store_url"):
             load_settings(environ={"FIREBOX_CODE_STORE_URL": bad})
+
+
+def test_egress_allow_takes_cidrs_and_refuses_anything_else():
+    s = load_settings(environ={"FIREBOX_EGRESS_ALLOW": "10.1.0.0/16, 192.168.5.7,fd00::/8"})
+    assert s.egress_allow == "10.1.0.0/16, 192.168.5.7,fd00::/8"
+    assert load_settings(environ={}).egress_allow == ""
+    for bad in ("10.1.0.0/33", "example.com", "10.0.0.0/8;rm"):
+        with pytest.raises(SettingsError, match="egress_allow"):
+            load_settings(environ={"FIREBOX_EGRESS_ALLOW": bad})

@@ -3,7 +3,14 @@
 slirp4netns is a user-space TCP/IP stack: the namespace gets a tap device (10.0.2.100,
 gateway 10.0.2.2) whose traffic slirp4netns re-originates as ordinary sockets of the host.
 Nothing can connect inbound, and ``--disable-host-loopback`` keeps the gateway from
-reaching the host's 127.0.0.1 (where the Firebox API and other services listen).
+reaching the host's 127.0.0.1 (where the Firebox API and other services listen); where
+those host sockets may go is egress.py's policy, enforced on the slirp4netns processes.
+
+slirp4netns runs as root only as long as it must: joining a namespace that root owns and
+making its tap device need CAP_SYS_ADMIN and CAP_NET_ADMIN, and it has no option to change
+its user. ``--enable-sandbox`` then moves it into an empty read-only root of its own (only
+/etc and /run, read-only) and drops every capability but CAP_NET_BIND_SERVICE, with
+``no_new_privs``; ``--enable-seccomp`` refuses the syscalls it has no use for.
 
 (pasta, from the passt package, was the first choice, but the Debian 12 build drops to
 ``nobody`` before it opens the target namespace and so cannot serve a root-owned one.)
@@ -83,6 +90,11 @@ class Network:
                 ready.set_result(ok)
 
         loop.add_reader(ready_r, on_ready)
+
+    @property
+    def helper_pid(self) -> int | None:
+        """The slirp4netns process's pid (while it runs)."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def ready(self) -> bool:

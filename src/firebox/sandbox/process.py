@@ -31,6 +31,7 @@ from typing import Any
 from firebox.runtime.runtimes import RuntimeInfo, client_dir
 from firebox.sandbox import cgroups, netns
 from firebox.sandbox.base import ExitInfo, SandboxSpec, SandboxUnavailable
+from firebox.sandbox.egress import EgressFilter, EgressPolicy, EgressUnavailable, parse_cidrs
 from firebox.sandbox.netns import Network
 from firebox.settings import Settings
 
@@ -177,7 +178,7 @@ class Zygote:
         runtime: RuntimeInfo | None,
         work_dir: Path,
         hierarchy: cgroups.Hierarchy,
-        network: bool,
+        egress: EgressFilter | None,
     ) -> None:
         self.key = key
         self.runtime = runtime
@@ -187,7 +188,8 @@ class Zygote:
         self.kind = kinds.get(runtime.kind, "exec") if runtime is not None else "exec"
         self.work_dir = work_dir
         self.hierarchy = hierarchy
-        self.network = network
+        # Outbound network for the environments (None: off), through this filter.
+        self.egress = egress
         self.proc: subprocess.Popen[bytes] | None = None
         self._pidfd: int | None = None
         self.sock: socket.socket | None = None
@@ -336,12 +338,29 @@ class Zygote:
             raise
         slot = Slot(pid, pidfd, log_fd, ctl, listener, group, exit_fut)
         os.set_blocking(log_fd, False)
-        if self.network:
+        if self.egress is not None:
             slot.network = Network(pid)
             slot.network.start()
             self.networks = {n for n in self.networks if not n.finished}
             self.networks.add(slot.network)
+            await self._filter(slot)
         return slot
+
+    async def _filter(self, slot: Slot) -> None:
+        """Put the slot's slirp4netns under the egress filter before the function can send
+        anything (it runs only once create() has sent it its spec), or take its network
+        away: never an unfiltered uplink."""
+        assert self.egress is not None and slot.network is not None
+        pid = slot.network.helper_pid
+        try:
+            if pid is None:
+                raise ProcessLookupError("slirp4netns did not start")
+            # Off the event loop: a cgroup migration can wait for an RCU grace period.
+            await asyncio.to_thread(self.egress.add, pid)
+        except OSError as exc:
+            log.warning("outbound network for a sandbox is off: egress filter: %s", exc)
+            slot.network.stop()
+            slot.network = None
 
     async def _await_ready(
         self, ctl: socket.socket, exit_fut: asyncio.Future[int]
@@ -498,8 +517,10 @@ class ProcessBackend:
         self.work_dir = work_dir
         key = hashlib.sha256(str(settings.data_dir.absolute()).encode()).hexdigest()[:12]
         self._cgroup_key = key
-        # Outbound network for functions: the setting, unless the host lacks slirp4netns.
+        # Outbound network for functions: the setting, unless the host lacks slirp4netns
+        # or cannot enforce the egress policy.
         self.network = settings.network
+        self._egress: EgressFilter | None = None
         self._hierarchy: cgroups.Hierarchy | None = None
         self._state = _State()
 
@@ -518,6 +539,9 @@ class ProcessBackend:
                     "; ".join(missing),
                 )
                 self.network = False
+        if self.network:
+            self._egress = await self._install_egress()
+            self.network = self._egress is not None
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._hierarchy = cgroups.Hierarchy(self._cgroup_key)
         swept = await asyncio.to_thread(self._hierarchy.sweep)
@@ -533,6 +557,22 @@ class ProcessBackend:
             rt = available_runtimes().get(name)
             if rt is not None:
                 self._start_zygote(name, rt, prefill=True)
+
+    async def _install_egress(self) -> EgressFilter | None:
+        policy = EgressPolicy.for_host(parse_cidrs(self.settings.egress_allow))
+        try:
+            egress = EgressFilter(policy, self._cgroup_key)
+            await asyncio.to_thread(egress.install)
+        except EgressUnavailable as exc:
+            # Unfiltered egress would reach the host's own services and the cloud's
+            # metadata: run with the network off instead, and say so.
+            log.warning(
+                "cannot enforce the egress policy (%s): functions run with outbound network OFF",
+                exc.strerror or exc,
+            )
+            return None
+        log.info("outbound network for functions: %s", policy.describe())
+        return egress
 
     def _zygote_key(self, rt: RuntimeInfo) -> str:
         return {"python": rt.name, "node": "node"}.get(rt.kind, "exec")
@@ -554,7 +594,7 @@ class ProcessBackend:
             rt if rt is not None and rt.kind in ("python", "node") else None,
             self.work_dir,
             self._hierarchy,
-            self.network,
+            self._egress if self.network else None,
         )
         try:
             await zyg.start()
@@ -625,11 +665,13 @@ class ProcessBackend:
             assert rt.executable is not None
             argv = [str(rt.executable), "/var/runtime/index.js"]
         elif rt.kind != "python":
+            # lexists: a package's bootstrap may be a link, which only the sandbox, in its
+            # own mount namespace, may follow; the host never does.
             argv = ["/var/task/bootstrap"]
             if (
-                not (spec.code_dir / "bootstrap").exists()
+                not os.path.lexists(spec.code_dir / "bootstrap")
                 and spec.opt_dir is not None
-                and (spec.opt_dir / "bootstrap").exists()
+                and os.path.lexists(spec.opt_dir / "bootstrap")
             ):
                 argv = ["/opt/bootstrap"]
         return {
@@ -656,3 +698,5 @@ class ProcessBackend:
         if self._hierarchy is not None:
             await asyncio.to_thread(self._hierarchy.sweep)
             self._hierarchy.remove_root()
+        if self._egress is not None:
+            await asyncio.to_thread(self._egress.remove)

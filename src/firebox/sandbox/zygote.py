@@ -286,9 +286,11 @@ BLOCKED_SYSCALLS = (
     "io_uring_setup",
 )
 
+AF_UNIX = 1
 AF_INET = 2
 AF_INET6 = 10
-AF_PACKET = 17
+AF_NETLINK = 16
+NETLINK_ROUTE = 0
 SOCK_RAW = 3
 
 
@@ -327,7 +329,10 @@ def build_seccomp():
     act_allow = 0x7FFF0000
     act_eperm = 0x00050000 | errno.EPERM
     act_enosys = 0x00050000 | errno.ENOSYS
-    cmp_eq, cmp_masked_eq = 4, 7
+    act_eafnosupport = 0x00050000 | errno.EAFNOSUPPORT
+    act_eprotonosupport = 0x00050000 | errno.EPROTONOSUPPORT
+    # enum scmp_compare: NE 1, LT 2, LE 3, EQ 4, GE 5, GT 6, MASKED_EQ 7.
+    cmp_ne, cmp_eq, cmp_gt, cmp_masked_eq = 1, 4, 6, 7
     ctx = lib.seccomp_init(act_allow)
     if not ctx:
         raise OSError("seccomp_init failed")
@@ -363,9 +368,26 @@ def build_seccomp():
     ):
         add(act_eperm, "clone", _ScmpArgCmp(0, cmp_masked_eq, flag, flag))
     add(act_enosys, "clone3")
-    # Packet sockets and raw IP sockets. Raw *netlink* sockets stay: getifaddrs() and
-    # if_nameindex() (so Node's os.networkInterfaces(), Java, …) read interfaces with them.
-    add(act_eperm, "socket", _ScmpArgCmp(0, cmp_eq, AF_PACKET, 0))
+    # Socket families: Unix, IPv4, IPv6 and routing netlink only. The others (packet,
+    # vsock, alg, key, tipc, rds, bluetooth, ...) are kernel surface no function needs;
+    # they answer EAFNOSUPPORT, as on a kernel built without them, so probes carry on.
+    # Comparisons are on the whole 64-bit register: a family with high bits set (which
+    # the kernel would truncate to an int) is above AF_NETLINK and refused too.
+    for family in range(AF_UNIX + 1, AF_NETLINK):
+        if family not in (AF_INET, AF_INET6):
+            add(act_eafnosupport, "socket", _ScmpArgCmp(0, cmp_eq, family, 0))
+    add(act_eafnosupport, "socket", _ScmpArgCmp(0, cmp_gt, AF_NETLINK, 0))
+    # Netlink: only NETLINK_ROUTE, which getifaddrs() and getaddrinfo(AI_ADDRCONFIG) read
+    # interfaces with (Node's os.networkInterfaces(), Java, ...). Audit, sock_diag,
+    # netfilter, xfrm, uevents, generic netlink: refused.
+    add(
+        act_eprotonosupport,
+        "socket",
+        _ScmpArgCmp(0, cmp_eq, AF_NETLINK, 0),
+        _ScmpArgCmp(2, cmp_ne, NETLINK_ROUTE, 0),
+    )
+    add(act_eafnosupport, "socketpair", _ScmpArgCmp(0, cmp_ne, AF_UNIX, 0))
+    # Raw IP sockets (and packet sockets, above): no crafting of packets.
     for family in (AF_INET, AF_INET6):
         add(
             act_eperm,
