@@ -21,7 +21,8 @@ Figures and their baselines:
                   same handler) and the sandbox floor (fork into fresh namespaces and
                   cgroups with nothing run, bench_sandbox.baseline).
   warm invoke     latency at concurrency 1. Baseline: the floor, aiohttp answering a
-                  constant (bench/floor.py), same client.
+                  constant (bench/floor.py), same client. Also next to the same server
+                  with FIREBOX_FREEZE_IDLE=0 (environments not frozen between invokes).
   throughput      invokes/s at concurrency 1, 8, 32, 64. Baseline: the floor, same client
                   and concurrency.
   scale-out       100 concurrent invokes of a new function whose handler sleeps: time from
@@ -702,30 +703,48 @@ class Run:
     def warm_and_throughput(self) -> None:
         floor = FloorServer().start()
         srv = FireboxServer(self.tmp / "warm" / "data", self.sandbox).start()
-        with running(floor, srv):
+        # The same server with environments left running between invokes: what freezing
+        # them (the default) costs a warm invoke.
+        unfrozen = FireboxServer(
+            self.tmp / "warm-unfrozen" / "data", self.sandbox, freeze_idle=0
+        ).start()
+        with running(floor, srv, unfrozen):
             name = "bench-warm"
-            conn = SyncConn(HOST, srv.port)
-            r = conn.request(
-                srv.create_request(
-                    name,
-                    "python3.11",
-                    "app.handler",
-                    zip_of({"app.py": PY_CODE}),
-                    MemorySize=self.args.memory,
+            for server in (srv, unfrozen):
+                conn = SyncConn(HOST, server.port)
+                r = conn.request(
+                    server.create_request(
+                        name,
+                        "python3.11",
+                        "app.handler",
+                        zip_of({"app.py": PY_CODE}),
+                        MemorySize=self.args.memory,
+                    )
                 )
-            )
-            if r.status != 201:
-                raise RuntimeError(f"CreateFunction {r.status}: {r.body[:300]!r}")
-            conn.close()
+                if r.status != 201:
+                    raise RuntimeError(f"CreateFunction {r.status}: {r.body[:300]!r}")
+                conn.close()
             inv = srv.invoke_request(name)
+            inv_unfrozen = unfrozen.invoke_request(name)
             floor_raw = srv.invoke_request(name).replace(srv.host.encode(), floor.host.encode())
             n = self.n(500, 3000)
             # Interleave floor and Firebox in halves so that a noisy neighbour hits both.
-            f_lat, w_lat = [], []
+            f_lat, w_lat, u_lat = [], [], []
             for _ in range(2):
                 f_lat += latency(floor.port, floor_raw, n // 2)
                 w_lat += latency(srv.port, inv, n // 2, check=b"ok")
+                u_lat += latency(unfrozen.port, inv_unfrozen, n // 2, check=b"ok")
             floor_m = Measure.samples("floor c=1 (aiohttp constant)", "ms", f_lat)
+            self.add(
+                Figure(
+                    "warm invoke latency c=1, frozen between invokes",
+                    Measure.samples("warm invoke, freezer on (default)", "ms", w_lat),
+                    Measure.samples("FIREBOX_FREEZE_IDLE=0, same run", "ms", u_lat),
+                    notes="the environment is frozen when its runtime waits on /next and "
+                    "thawed when the next invoke arrives (cgroup freezer)",
+                )
+            )
+            unfrozen.stop()
             self.add(
                 Figure(
                     "warm invoke latency c=1",

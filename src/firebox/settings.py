@@ -46,6 +46,9 @@ class Settings:
     # separated. Link-local (cloud metadata), loopback, private ranges and this host's own
     # addresses are refused unless listed here (sandbox/egress.py).
     egress_allow: str = ""
+    # Freeze an environment between invokes (cgroup freezer), so that nothing of a
+    # function runs while it is not billed; thawed when the next invoke arrives.
+    freeze_idle: bool = True
 
     # Execution environments.
     keepalive_s: float = 300.0

@@ -65,3 +65,32 @@ def test_peak_memory_and_oom_are_read_from_v2_files(fake_v2: Path) -> None:
     assert group.oom_killed() is False
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 2\noom_kill 1\n")
     assert group.oom_killed() is True
+
+
+def test_freeze_and_thaw_write_cgroup_freeze(fake_v2: Path) -> None:
+    h = cgroups.Hierarchy("k4")
+    h.setup()
+    group = h.create("env")
+    d = group.dirs[""]
+    (d / "cgroup.freeze").write_text("0")  # as the kernel makes it
+    assert group.can_freeze
+    group.freeze()
+    assert (d / "cgroup.freeze").read_text() == "1" and group.frozen
+    group.freeze()  # already frozen: nothing written twice
+    group.thaw()
+    assert (d / "cgroup.freeze").read_text() == "0" and not group.frozen
+    group.freeze()
+    # Killing a group thaws it too (on v1 a frozen task cannot die until thawed).
+    (d / "cgroup.procs").write_text("")
+    group.kill_all()
+    assert (d / "cgroup.freeze").read_text() == "0" and not group.frozen
+
+
+def test_v2_needs_no_socket_buffer_limit(fake_v2: Path) -> None:
+    # cgroup v2 charges socket buffers to memory.current, inside memory.max.
+    h = cgroups.Hierarchy("k5")
+    h.setup()
+    group = h.create("env")
+    group.set_limits(128)
+    assert not (group.dirs[""] / "memory.kmem.tcp.limit_in_bytes").exists()
+    assert (group.dirs[""] / "memory.max").read_text() == str(128 * 1024 * 1024)

@@ -61,6 +61,13 @@ class Sandbox(Protocol):
     def max_memory_used_mb(self) -> int:
         """Peak memory of the environment so far, in MB."""
 
+    def freeze(self) -> None:
+        """Stop every process of the environment where it stands, between invokes (a
+        no-op where the backend or its settings do not freeze)."""
+
+    def thaw(self) -> None:
+        """Let a frozen environment run again. Harmless if it is not frozen."""
+
     def close(self) -> None:
         """Release what the sandbox holds (fds, cgroups) after it has ended."""
 

@@ -148,8 +148,23 @@ class ProcessSandbox:
     def kill(self) -> None:
         with contextlib.suppress(OSError):
             signal.pidfd_send_signal(self._slot.pidfd, signal.SIGKILL)
+        # Killed first, thawed second: a frozen task dies on thaw without running again.
+        self.thaw()
         if self._slot.network is not None:
             self._slot.network.stop()
+
+    def freeze(self) -> None:
+        if self._backend.settings.freeze_idle and not self._closed:
+            try:
+                self._slot.group.freeze()
+            except OSError as exc:  # the group is being torn down with the environment
+                log.debug("cannot freeze environment %s: %s", self.env_id, exc)
+
+    def thaw(self) -> None:
+        try:
+            self._slot.group.thaw()
+        except OSError as exc:
+            log.debug("cannot thaw environment %s: %s", self.env_id, exc)
 
     def max_memory_used_mb(self) -> int:
         return self._slot.group.max_memory_mb()

@@ -32,6 +32,12 @@ class UnsandboxedProcess:
         except ProcessLookupError:
             pass
 
+    def freeze(self) -> None:
+        """Not frozen: development only, and SIGSTOP would be visible to the runtime."""
+
+    def thaw(self) -> None:
+        pass
+
     def max_memory_used_mb(self) -> int:
         try:
             with open(f"/proc/{self._proc.pid}/status") as fh:

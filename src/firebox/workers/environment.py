@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 
 # Lambda gives a function's Init phase 10 seconds on on-demand environments.
 INIT_TIMEOUT_S = 10.0
+# An environment is frozen as soon as its runtime waits on /next after an invoke; one
+# whose runtime has not asked by this long after its response (a custom runtime that never
+# polls, or one throttled by a small CPU share) is frozen where it stands, so that it
+# cannot go on computing unbilled. A frozen runtime that had not polled yet finishes its
+# way to /next when the next invoke thaws it.
+FREEZE_GRACE_S = 0.005
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 STREAM_TOO_LARGE = (
     b'{"errorMessage":"Response payload size exceeded the maximum for a streamed '
@@ -138,6 +144,8 @@ class Environment:
         self._devnull: int | None = None
         self._init_started = time.monotonic()
         self._exited = asyncio.Event()
+        self._frozen = False
+        self._freeze_later: asyncio.TimerHandle | None = None
         loop.add_reader(sandbox.log_fd, self._read_logs)
         self._watch = loop.create_task(self._watch_exit())
 
@@ -222,6 +230,32 @@ class Environment:
             inv.log_tail.extend(lines)
         self._on_log(self, events)
 
+    # --- freezing between invokes ----------------------------------------------------
+
+    def _freeze(self) -> None:
+        """Between invokes nothing of the function runs (nor is billed): freeze it."""
+        self._cancel_freeze_later()
+        if not self._frozen and self.alive:
+            self._frozen = True
+            self.sandbox.freeze()
+
+    def _thaw(self) -> None:
+        """Before anything needs the environment to run: an invoke, a readiness wait."""
+        self._cancel_freeze_later()
+        if self._frozen:
+            self._frozen = False
+            self.sandbox.thaw()
+
+    def _cancel_freeze_later(self) -> None:
+        if self._freeze_later is not None:
+            self._freeze_later.cancel()
+            self._freeze_later = None
+
+    def _freeze_if_still_idle(self) -> None:
+        self._freeze_later = None
+        if self.state == State.IDLE and self._queued is None and self._current is None:
+            self._freeze()
+
     # --- lifecycle ------------------------------------------------------------------
 
     async def _watch_exit(self) -> None:
@@ -274,6 +308,8 @@ class Environment:
         report it) or hangs past ``timeout_s``."""
         if self._polling.is_set() or not self.alive:
             return self.alive
+        # Frozen before it reached /next (FREEZE_GRACE_S): let it get there.
+        self._thaw()
         polling = asyncio.ensure_future(self._polling.wait())
         exited = asyncio.ensure_future(self._exited.wait())
         try:
@@ -317,6 +353,9 @@ class Environment:
             self.init_duration_ms = (time.monotonic() - self._init_started) * 1000
             self._init_done.set_result(None)
         self._polling.set()
+        if self._queued is None:
+            # The runtime waits for its next event: the environment is idle from here.
+            self._freeze()
         try:
             while self._queued is None:
                 if self.state == State.DEAD:
@@ -451,6 +490,7 @@ class Environment:
             self._init_inv = None
         started = time.monotonic()
         self._output.new_period()
+        self._thaw()
         self._queued = inv
         self._queued_signal.set()
         try:
@@ -499,6 +539,10 @@ class Environment:
             )
         if self.state == State.BUSY:
             self.state = State.IDLE
+        if not self._polling.is_set() and self._freeze_later is None and self.alive:
+            self._freeze_later = asyncio.get_running_loop().call_later(
+                FREEZE_GRACE_S, self._freeze_if_still_idle
+            )
         status = "ok" if kind == "response" else "error"
         return Outcome(
             inv.request_id,

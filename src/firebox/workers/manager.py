@@ -436,6 +436,12 @@ class _NotStarted:
     def max_memory_used_mb(self) -> int:
         return 0
 
+    def freeze(self) -> None:
+        pass
+
+    def thaw(self) -> None:
+        pass
+
     def close(self) -> None:
         self.runtime_api.close()
         try:
