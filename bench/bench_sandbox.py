@@ -72,7 +72,7 @@ async def baseline(n: int) -> dict[str, float]:
         backend = ProcessBackend(settings, Path(tmp) / "sandbox")
         await backend.start()
         try:
-            zyg = await backend._zygote(available_runtimes()["python3.11"])
+            zyg = await backend._zygote(available_runtimes()["python3.11"], "bench")
             samples = []
             for _ in range(n):
                 t = time.perf_counter()

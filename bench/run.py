@@ -82,6 +82,8 @@ SCALE_CODE = (
     "    return {'env': ENV, 'started': started}\n"
 )
 MiB = 1024 * 1024
+# Settings given with --set, for every server the run starts.
+SERVER_SETTINGS: dict[str, str] = {}
 
 
 def log(msg: str) -> None:
@@ -149,7 +151,7 @@ class FireboxServer:
             FIREBOX_SANDBOX=self.sandbox,
             FIREBOX_ALLOW_UNSANDBOXED="1",
         )
-        for key, value in self.settings.items():
+        for key, value in {**SERVER_SETTINGS, **self.settings}.items():
             env["FIREBOX_" + key.upper()] = str(value)
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.data_dir.parent / "server.log", "ab")  # noqa: SIM115 - the child's
@@ -439,7 +441,7 @@ async def _sandbox_floor_samples(n: int) -> list[float]:
         backend = ProcessBackend(settings, Path(tmp) / "sandbox")
         await backend.start()
         try:
-            zyg = await backend._zygote(available_runtimes()["python3.11"])
+            zyg = await backend._zygote(available_runtimes()["python3.11"], "bench")
             samples = []
             for _ in range(n):
                 t0 = time.perf_counter()
@@ -1081,7 +1083,17 @@ def main() -> None:
         help="MemorySize of the warm-path function (1769 MB buys one full vCPU, as on Lambda)",
     )
     ap.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="a server setting for every Firebox server of the run (template_per_function=0)",
+    )
     args = ap.parse_args()
+    for item in args.set:
+        key, _, value = item.partition("=")
+        SERVER_SETTINGS[key.strip().lower()] = value
     started = time.monotonic()
     run = Run(args)
     log(f"sandbox backend: {run.sandbox} ({run.sandbox_why})")

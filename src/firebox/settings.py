@@ -57,8 +57,14 @@ class Settings:
     max_lifetime_s: float = 4 * 3600.0
     account_concurrency: int = 1000
     min_unreserved_concurrency: int = 100
-    # Pre-forked sandboxes waiting to learn their function, per runtime.
+    # Pre-forked sandboxes waiting to learn their function, per template.
     pool_size: int = 2
+    # Each Python function forks its environments from a fresh interpreter (template) of
+    # its own, so that no function shares another's hash secret or address layout
+    # (sandbox/templates.py); off: one template per Python version, for hosts whose
+    # functions all trust each other. Spares: templates started ahead for new functions.
+    template_per_function: bool = True
+    template_spares: int = 2
 
     # Asynchronous invocation.
     # Async invokes run at once; past 8 the sync path, not the queue, limits the drain

@@ -32,6 +32,13 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     network: bool = True
 
+    @property
+    def function_name(self) -> str:
+        """Whose environment this is: a Python function's environments are forked from a
+        template of its own (templates.py). Lambda's variable, which a function cannot
+        set itself (a reserved key)."""
+        return self.env.get("AWS_LAMBDA_FUNCTION_NAME", "")
+
 
 @dataclass(frozen=True, slots=True)
 class ExitInfo:

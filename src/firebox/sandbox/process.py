@@ -33,6 +33,7 @@ from firebox.sandbox import cgroups, netns
 from firebox.sandbox.base import ExitInfo, SandboxSpec, SandboxUnavailable
 from firebox.sandbox.egress import EgressFilter, EgressPolicy, EgressUnavailable, parse_cidrs
 from firebox.sandbox.netns import Network
+from firebox.sandbox.templates import Templates
 from firebox.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,8 @@ class Zygote:
         self._pidfd: int | None = None
         self.sock: socket.socket | None = None
         self.alive = False
+        # Pre-forked sandboxes kept waiting (the backend's templates set it).
+        self.pool_size = 0
         self._hello: asyncio.Future[None] | None = None
         self._forked: dict[int, asyncio.Future[tuple[int, list[int], asyncio.Future[int]]]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
@@ -241,7 +244,10 @@ class Zygote:
             "fd": theirs.fileno(),
         }
         try:
-            self.proc = _spawn([exe, "-B", str(ZYGOTE_SCRIPT), json.dumps(cfg)], theirs.fileno())
+            # Stage 1 needs the standard library only: no site (its .pth files cost more
+            # than the rest of its start; stage 2, which runs functions, has it).
+            argv = [exe, "-I", "-S", "-B", str(ZYGOTE_SCRIPT), json.dumps(cfg)]
+            self.proc = _spawn(argv, theirs.fileno())
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -421,7 +427,11 @@ class Zygote:
     def _release_later(self, group: cgroups.Group, exit_fut: asyncio.Future[int]) -> None:
         exit_fut.add_done_callback(lambda _f: _remove_group_soon(group))
 
-    async def take(self, pool_size: int) -> Slot:
+    def prefill(self) -> None:
+        self._refill(self.pool_size)
+
+    async def take(self) -> Slot:
+        pool_size = self.pool_size
         while self.pool:
             slot = self.pool.pop()
             if not slot.exit.done():
@@ -490,11 +500,8 @@ class Zygote:
         for network in self.networks:
             network.reap()
         self.networks.clear()
-
-
-def _log_failure(task: asyncio.Task[Zygote]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s", task.exception())
+        with contextlib.suppress(OSError):  # only a mount point inside the zygote
+            (self.work_dir / f"root-{self.key}").rmdir()
 
 
 def _spawn(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
@@ -519,8 +526,7 @@ def _remove_group_soon(group: cgroups.Group, tries: int = 50) -> None:
 
 @dataclass(slots=True)
 class _State:
-    zygotes: dict[str, Zygote] = field(default_factory=dict)
-    starting: dict[str, asyncio.Task[Zygote]] = field(default_factory=dict)
+    templates: Templates[Zygote] | None = None
     sandboxes: set[ProcessSandbox] = field(default_factory=set)
 
 
@@ -564,6 +570,19 @@ class ProcessBackend:
             log.warning("killed %d environment(s) left by a previous server", swept)
         await asyncio.to_thread(self._hierarchy.sweep_orphans)
         self._hierarchy.setup()
+        hierarchy = self._hierarchy
+        egress = self._egress if self.network else None
+
+        def make(key: str, rt: RuntimeInfo) -> Zygote:
+            kind = rt if rt.kind in ("python", "node") else None
+            return Zygote(key, kind, self.work_dir, hierarchy, egress)
+
+        self._state.templates = Templates(
+            make,
+            self.settings.template_spares,
+            self.settings.pool_size,
+            per_function=self.settings.template_per_function,
+        )
         if self.settings.pool_size > 0:
             # Warm the runtime most functions use, off the start-up path.
             name = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -571,7 +590,7 @@ class ProcessBackend:
 
             rt = available_runtimes().get(name)
             if rt is not None:
-                self._start_zygote(name, rt, prefill=True)
+                self._state.templates.warm(rt)
 
     async def _install_egress(self) -> EgressFilter | None:
         policy = EgressPolicy.for_host(parse_cidrs(self.settings.egress_allow))
@@ -589,59 +608,20 @@ class ProcessBackend:
         log.info("outbound network for functions: %s", policy.describe())
         return egress
 
-    def _zygote_key(self, rt: RuntimeInfo) -> str:
-        return {"python": rt.name, "node": "node"}.get(rt.kind, "exec")
-
-    def _start_zygote(
-        self, key: str, rt: RuntimeInfo | None, prefill: bool = False
-    ) -> asyncio.Task[Zygote]:
-        task = self._state.starting.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._launch(key, rt, prefill))
-            task.add_done_callback(_log_failure)
-            self._state.starting[key] = task
-        return task
-
-    async def _launch(self, key: str, rt: RuntimeInfo | None, prefill: bool) -> Zygote:
-        assert self._hierarchy is not None
-        zyg = Zygote(
-            key,
-            rt if rt is not None and rt.kind in ("python", "node") else None,
-            self.work_dir,
-            self._hierarchy,
-            self._egress if self.network else None,
-        )
-        try:
-            await zyg.start()
-        except BaseException:
-            self._state.starting.pop(key, None)
-            raise
-        self._state.zygotes[key] = zyg
-        if prefill:
-            zyg._refill(self.settings.pool_size)
-        return zyg
-
-    async def _zygote(self, rt: RuntimeInfo) -> Zygote:
-        key = self._zygote_key(rt)
-        zyg = self._state.zygotes.get(key)
-        if zyg is not None and zyg.alive:
-            return zyg
-        if zyg is not None:  # died: reap it, start a new one
-            zyg.stop()
-            self._state.zygotes.pop(key, None)
-            self._state.starting.pop(key, None)
-        return await self._start_zygote(key, rt)
+    async def _zygote(self, rt: RuntimeInfo, function: str = "") -> Zygote:
+        assert self._state.templates is not None, "start() first"
+        return await self._state.templates.get(rt, function)
 
     async def create(self, spec: SandboxSpec) -> ProcessSandbox:
-        zyg = await self._zygote(spec.runtime)
+        zyg = await self._zygote(spec.runtime, spec.function_name)
         try:
-            slot = await zyg.take(self.settings.pool_size)
+            slot = await zyg.take()
         except SandboxUnavailable:
             if zyg.alive:
                 raise
             # The zygote died under us: a new one, once.
-            zyg = await self._zygote(spec.runtime)
-            slot = await zyg.take(self.settings.pool_size)
+            zyg = await self._zygote(spec.runtime, spec.function_name)
+            slot = await zyg.take()
         try:
             slot.group.set_limits(spec.memory_mb)
             if not (spec.network and self.network) and slot.network is not None:
@@ -663,7 +643,15 @@ class ProcessBackend:
             raise
         sandbox = ProcessSandbox(spec.env_id, slot, self)
         self._state.sandboxes.add(sandbox)
-        slot.exit.add_done_callback(lambda _f: self._state.sandboxes.discard(sandbox))
+        templates = self._state.templates
+        assert templates is not None
+        templates.in_use(zyg)
+
+        def ended(_f: asyncio.Future[int]) -> None:
+            self._state.sandboxes.discard(sandbox)
+            templates.done_with(zyg)
+
+        slot.exit.add_done_callback(ended)
         return sandbox
 
     def _child_spec(self, spec: SandboxSpec) -> dict[str, Any]:
@@ -703,13 +691,8 @@ class ProcessBackend:
     async def close(self) -> None:
         for sandbox in list(self._state.sandboxes):
             sandbox.kill()
-        for task in self._state.starting.values():
-            if not task.done():
-                task.cancel()
-        for zyg in self._state.zygotes.values():
-            zyg.stop()
-        self._state.zygotes.clear()
-        self._state.starting.clear()
+        if self._state.templates is not None:
+            self._state.templates.close()
         if self._hierarchy is not None:
             await asyncio.to_thread(self._hierarchy.sweep)
             self._hierarchy.remove_root()
