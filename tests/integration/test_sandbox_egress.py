@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_attack import make_victim, serves_while
 
 from conftest import (
     Server,
@@ -27,7 +28,6 @@ from conftest import (
     python_function,
     unique,
 )
-from hostile import make_victim, serves_while
 
 _why = _process_backend_usable()
 pytestmark = [

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sandbox_attack import make_victim, serves_while
 
 from conftest import (
     Server,
@@ -17,7 +18,6 @@ from conftest import (
     python_function,
     unique,
 )
-from hostile import make_victim, serves_while
 
 _why = _process_backend_usable()
 pytestmark = [

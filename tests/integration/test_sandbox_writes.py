@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_attack import make_victim, serves_while
 
 from conftest import ROLE, Server, _process_backend_usable, invoke_json, needs_root, unique
-from hostile import make_victim, serves_while
 
 _why = _process_backend_usable()
 pytestmark = [
