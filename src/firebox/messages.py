@@ -118,8 +118,9 @@ RUNTIME_INVALID = Message(
 )
 RUNTIME_UNAVAILABLE = Message(
     InvalidParameterValue,
-    "The runtime parameter of {runtime} is not supported on this Firebox server. Supported "
-    "runtimes: {runtimes}",
+    # {hint}: what the host would need, e.g. " (it needs a JDK 21 …)" (runtimes.missing_hint).
+    "The runtime parameter of {runtime} is not supported on this Firebox server{hint}. "
+    "Supported runtimes: {runtimes}",
     FIREBOX,
 )
 HANDLER_REQUIRED = Message(

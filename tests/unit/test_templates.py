@@ -16,8 +16,9 @@ from firebox.sandbox.templates import Templates
 class FakeZygote:
     started: list[str] = []
 
-    def __init__(self, key: str, rt: RuntimeInfo) -> None:
+    def __init__(self, key: str, rt: RuntimeInfo, variant: str = "") -> None:
         self.key = key
+        self.variant = variant
         self.alive = False
         self.pool_size = 0
         self.prefilled = 0
@@ -115,4 +116,18 @@ async def test_templates_shared_per_runtime_when_the_operator_says_so():
     a, b = await asyncio.gather(t.get(PY, "a"), t.get(PY, "b"))
     assert a is b and a.pool_size == 2
     assert t._spares.get(PY.name, []) == []
+    t.close()
+
+
+async def test_shared_templates_split_by_variant():
+    # A JVM sizes its heap when it starts: Java's templates are kept per MemorySize.
+    java = runtime("java17", "java")
+    t: Templates[FakeZygote] = Templates(FakeZygote, spares=2, pool_size=2)
+    small = await t.get(java, "a", "128")
+    assert await t.get(java, "b", "128") is small
+    big = await t.get(java, "a", "1024")
+    assert big is not small and (small.variant, big.variant) == ("128", "1024")
+    assert await t.get(runtime("ruby3.2", "ruby"), "a") is await t.get(
+        runtime("ruby3.3", "ruby"), "b"
+    )
     t.close()

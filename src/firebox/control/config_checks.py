@@ -28,7 +28,7 @@ from firebox.messages import (
     UNZIP_FAILED,
     ZIPPED_TOO_LARGE,
 )
-from firebox.runtime.runtimes import KNOWN_RUNTIMES, available_runtimes
+from firebox.runtime.runtimes import KNOWN_RUNTIMES, available_runtimes, missing_hint
 from firebox.store.metadata.base import Doc, MetadataStore
 
 ROLE_RE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
@@ -98,7 +98,12 @@ def check_runtime(runtime: Any) -> None:
             runtimes=", ".join(sorted(available_runtimes())),
         )
     if runtime not in available_runtimes():
-        raise RUNTIME_UNAVAILABLE(runtime=runtime, runtimes=", ".join(sorted(available_runtimes())))
+        hint = missing_hint(runtime)
+        raise RUNTIME_UNAVAILABLE(
+            runtime=runtime,
+            hint=f" ({hint})" if hint else "",
+            runtimes=", ".join(sorted(available_runtimes())),
+        )
 
 
 def validate_config(store: MetadataStore, params: Doc, creating: bool, region: str) -> Doc:

@@ -1,7 +1,8 @@
 """Which Lambda runtimes this host can run, and with what.
 
 ``python3.N`` maps to a Python 3.N interpreter found on the host; ``nodejs18.x`` …
-``nodejs22.x`` map to the host's Node; ``provided*`` run an executable ``bootstrap``.
+``nodejs22.x`` map to the host's Node; ``javaN`` to a JDK N (``java.py``); ``ruby3.2`` and
+``ruby3.3`` to the host's Ruby (``ruby.py``); ``provided*`` run an executable ``bootstrap``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from firebox.runtime.java import JAVA_RUNTIMES, MIN_MAJOR, find_jdks, javac_for
+from firebox.runtime.ruby import RUBY_RUNTIMES, find_ruby
 
 # Every runtime identifier botocore's model knows, so that a known-but-unavailable runtime
 # gets a different error from a made-up one.
@@ -34,9 +38,9 @@ PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 @dataclass(frozen=True, slots=True)
 class RuntimeInfo:
     name: str
-    kind: str  # "python" | "node" | "provided"
+    kind: str  # "python" | "node" | "java" | "ruby" | "provided"
     # Interpreter binary on the host, and the installation prefix it lives in (mounted at
-    # /var/lang inside a sandbox, as on Lambda).
+    # /var/lang inside a sandbox, as on Lambda: a Python's prefix, a JDK's home).
     executable: Path | None = None
     prefix: Path | None = None
     version: str = ""
@@ -90,11 +94,43 @@ def available_runtimes() -> dict[str, RuntimeInfo]:
         real = Path(os.path.realpath(node))
         for name in NODE_RUNTIMES:
             found[name] = RuntimeInfo(name, "node", real, real.parent.parent)
+    jdks = find_jdks()
+    for name, major in JAVA_RUNTIMES.items():
+        jdk = jdks.get(major)
+        # The client is compiled from source at first use: some JDK must bring javac.
+        if jdk is not None and javac_for(jdk, jdks) is not None:
+            found[name] = RuntimeInfo(name, "java", jdk.java, jdk.home, jdk.version)
+    ruby = find_ruby()
+    if ruby is not None:
+        for name in RUBY_RUNTIMES:
+            found[name] = RuntimeInfo(name, "ruby", ruby[0], None, ruby[1])
     for name in PROVIDED_RUNTIMES:
         found[name] = RuntimeInfo(name, "provided")
     return found
 
 
+def missing_hint(name: str) -> str:
+    """What this host would need to run a runtime it lacks (empty if nothing would do)."""
+    if name in JAVA_RUNTIMES:
+        major = JAVA_RUNTIMES[name]
+        return (
+            f"it needs a JDK {major} (with javac, under /usr/lib/jvm or JAVA_HOME) on the host: "
+            f"install e.g. openjdk-{major}-jdk-headless or Eclipse Temurin {major}"
+        )
+    if name.startswith("java"):
+        return f"Firebox's Java runtimes need Java {MIN_MAJOR} or newer: use java17 or later"
+    if name in RUBY_RUNTIMES:
+        return "it needs Ruby on the host: apt-get install ruby"
+    if name.startswith("ruby"):
+        return f"Firebox runs {' and '.join(RUBY_RUNTIMES)} on the host's Ruby"
+    if name in NODE_RUNTIMES:
+        return "it needs Node.js on the host: apt-get install nodejs"
+    if name.startswith("python3."):
+        return f"it needs a Python {name.removeprefix('python')} interpreter on the host"
+    return ""
+
+
 def client_dir(kind: str) -> Path:
-    """Where our runtime client for a kind lives (mounted at /var/runtime in a sandbox)."""
+    """Where our runtime client for a kind lives (mounted at /var/runtime in a sandbox;
+    Java's is built from here into the data dir first, see java.build_client)."""
     return Path(__file__).parent / "clients" / kind

@@ -28,6 +28,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from firebox.runtime.java import BuildError
+from firebox.runtime.launch import PRESTARTED_KINDS, Launch, prepare_launch, prestart_obstacle
 from firebox.runtime.runtimes import RuntimeInfo, client_dir
 from firebox.sandbox import cgroups, netns
 from firebox.sandbox.base import ExitInfo, SandboxSpec, SandboxUnavailable
@@ -195,13 +197,18 @@ class Zygote:
         work_dir: Path,
         hierarchy: cgroups.Hierarchy,
         egress: EgressFilter | None,
+        memory_mb: int = 128,
     ) -> None:
         self.key = key
         self.runtime = runtime
         # python: forks a warm interpreter; node: pre-starts `node` in each pooled
-        # environment (Node cannot fork); exec: runs the function's bootstrap.
+        # environment (Node cannot fork); exec: runs the function's bootstrap, or (Java,
+        # Ruby: with a Launch) pre-starts the runtime its pooled children get.
         kinds = {"python": "python", "node": "node"}
         self.kind = kinds.get(runtime.kind, "exec") if runtime is not None else "exec"
+        # A JVM's heap is sized from this when it starts (one template per MemorySize).
+        self.memory_mb = memory_mb
+        self.launch: Launch | None = None
         self.work_dir = work_dir
         self.hierarchy = hierarchy
         # Outbound network for the environments (None: off), through this filter.
@@ -226,15 +233,23 @@ class Zygote:
         root = self.work_dir / f"root-{self.key}"
         root.mkdir(parents=True, exist_ok=True)
         rt = self.runtime
+        if rt is not None and rt.kind in PRESTARTED_KINDS and self.launch is None:
+            # Java's client is compiled at first use: off the event loop.
+            try:
+                self.launch = await asyncio.to_thread(
+                    prepare_launch, rt, self.memory_mb, self.work_dir / "runtimes"
+                )
+            except BuildError as exc:
+                raise SandboxUnavailable(str(exc)) from exc
         if rt is not None and rt.kind == "python":
             assert rt.executable is not None and rt.prefix is not None
             exe, prefix, host_prefix = str(rt.executable), str(rt.prefix), str(rt.prefix)
             cdir = client_dir("python")
         else:
             exe, prefix, host_prefix = os.path.realpath(sys.executable), "", sys.base_prefix
-            cdir = client_dir("node")
+            cdir = self.launch.client_dir if self.launch is not None else client_dir("node")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        cfg = {
+        cfg: dict[str, Any] = {
             "kind": self.kind,
             "root": str(root),
             "client_dir": str(cdir),
@@ -243,6 +258,9 @@ class Zygote:
             "executable": exe,
             "fd": theirs.fileno(),
         }
+        if self.launch is not None:
+            cfg["lang_dir"] = str(self.launch.lang_dir) if self.launch.lang_dir else ""
+            cfg["training"] = self.launch.training
         try:
             # Stage 1 needs the standard library only: no site (its .pth files cost more
             # than the rest of its start; stage 2, which runs functions, has it).
@@ -257,11 +275,16 @@ class Zygote:
         # Its exit is watched directly too, not only through the socket's end.
         self._pidfd = os.pidfd_open(self.proc.pid)
         loop.add_reader(self._pidfd, self._on_death)
+        # A zygote that first makes its runtime's archive (Java) says hello after that run.
+        training = self.launch.training if self.launch is not None else None
         try:
-            await asyncio.wait_for(self._hello, 30)
+            await asyncio.wait_for(self._hello, 30 + (training["timeout_s"] if training else 0))
         except (TimeoutError, ConnectionError) as exc:
             self.stop()
             raise SandboxUnavailable(f"zygote for {self.key} did not start: {exc}") from exc
+        if self.launch is not None:
+            # Now that the zygote has made its archive (or failed to), the runtime's flags.
+            self.launch.settle()
         self.alive = True
 
     def _on_message(self) -> None:
@@ -324,8 +347,9 @@ class Zygote:
             _remove_group_soon(slot.group)
         self.pool.clear()
 
-    async def prefork(self) -> Slot:
-        """A new child, in its cgroups and namespaces, with its Runtime API listener."""
+    async def prefork(self, prestart: bool = True) -> Slot:
+        """A new child, in its cgroups and namespaces, with its Runtime API listener (and,
+        with a Launch and ``prestart``, its runtime already starting)."""
         if not self.alive or self.sock is None:
             raise SandboxUnavailable(f"zygote for {self.key} is not running")
         loop = asyncio.get_running_loop()
@@ -334,11 +358,10 @@ class Zygote:
         fut: asyncio.Future[tuple[int, list[int], asyncio.Future[int]]] = loop.create_future()
         self._forked[slot_id] = fut
         try:
-            self.sock.send(
-                json.dumps(
-                    {"op": "prefork", "slot": slot_id, "cgroups": group.procs_files}
-                ).encode()
-            )
+            msg: dict[str, Any] = {"op": "prefork", "slot": slot_id, "cgroups": group.procs_files}
+            if prestart and self.launch is not None and self.launch.prestart is not None:
+                msg["prestart"] = self.launch.prestart
+            self.sock.send(json.dumps(msg).encode())
             pid, fds, exit_fut = await asyncio.wait_for(fut, 30)
         except BaseException:
             self._forked.pop(slot_id, None)
@@ -430,7 +453,14 @@ class Zygote:
     def prefill(self) -> None:
         self._refill(self.pool_size)
 
-    async def take(self) -> Slot:
+    async def take(self, prestart: bool = True) -> Slot:
+        """A child for a new environment: a pooled one, or (``prestart`` False: a runtime
+        that must start with the function's environment) a fresh one that is not."""
+        if not prestart and self.launch is not None and self.launch.prestart is not None:
+            try:
+                return await self.prefork(prestart=False)
+            except OSError as exc:
+                raise SandboxUnavailable(f"cannot create a sandbox: {exc}") from exc
         pool_size = self.pool_size
         while self.pool:
             slot = self.pool.pop()
@@ -573,9 +603,10 @@ class ProcessBackend:
         hierarchy = self._hierarchy
         egress = self._egress if self.network else None
 
-        def make(key: str, rt: RuntimeInfo) -> Zygote:
-            kind = rt if rt.kind in ("python", "node") else None
-            return Zygote(key, kind, self.work_dir, hierarchy, egress)
+        def make(key: str, rt: RuntimeInfo, variant: str) -> Zygote:
+            kind = rt if rt.kind in ("python", "node", *PRESTARTED_KINDS) else None
+            memory_mb = int(variant) if variant else 128
+            return Zygote(key, kind, self.work_dir, hierarchy, egress, memory_mb)
 
         self._state.templates = Templates(
             make,
@@ -608,20 +639,26 @@ class ProcessBackend:
         log.info("outbound network for functions: %s", policy.describe())
         return egress
 
-    async def _zygote(self, rt: RuntimeInfo, function: str = "") -> Zygote:
+    async def _zygote(self, rt: RuntimeInfo, function: str = "", memory_mb: int = 128) -> Zygote:
         assert self._state.templates is not None, "start() first"
-        return await self._state.templates.get(rt, function)
+        # A JVM's heap is sized when it starts: Java's templates are kept per MemorySize.
+        variant = str(memory_mb) if rt.kind == "java" else ""
+        return await self._state.templates.get(rt, function, variant)
 
     async def create(self, spec: SandboxSpec) -> ProcessSandbox:
-        zyg = await self._zygote(spec.runtime, spec.function_name)
+        zyg = await self._zygote(spec.runtime, spec.function_name, spec.memory_mb)
+        child = self._child_spec(spec, zyg)
+        # A pre-started runtime unless the function needs its environment at start-up.
+        prestart = prestart_obstacle(spec.runtime, child["env"], spec.code_dir) is None
         try:
-            slot = await zyg.take()
+            slot = await zyg.take(prestart)
         except SandboxUnavailable:
             if zyg.alive:
                 raise
             # The zygote died under us: a new one, once.
-            zyg = await self._zygote(spec.runtime, spec.function_name)
-            slot = await zyg.take()
+            zyg = await self._zygote(spec.runtime, spec.function_name, spec.memory_mb)
+            child = self._child_spec(spec, zyg)
+            slot = await zyg.take(prestart)
         try:
             slot.group.set_limits(spec.memory_mb)
             if not (spec.network and self.network) and slot.network is not None:
@@ -633,7 +670,7 @@ class ProcessBackend:
                 and not await slot.network.wait_ready()
             ):
                 log.warning("outbound network for environment %s did not come up", spec.env_id)
-            message = json.dumps(self._child_spec(spec)).encode() + b"\n"
+            message = json.dumps(child).encode() + b"\n"
             slot.ctl.setblocking(True)
             slot.ctl.sendall(message)
             slot.ctl.close()
@@ -654,7 +691,7 @@ class ProcessBackend:
         slot.exit.add_done_callback(ended)
         return sandbox
 
-    def _child_spec(self, spec: SandboxSpec) -> dict[str, Any]:
+    def _child_spec(self, spec: SandboxSpec, zyg: Zygote) -> dict[str, Any]:
         env = dict(spec.env)
         env.update(
             AWS_LAMBDA_RUNTIME_API=RUNTIME_API,
@@ -667,6 +704,9 @@ class ProcessBackend:
         if rt.kind == "node":
             assert rt.executable is not None
             argv = [str(rt.executable), "/var/runtime/index.js"]
+        elif rt.kind in PRESTARTED_KINDS:
+            assert zyg.launch is not None
+            argv = zyg.launch.argv
         elif rt.kind != "python":
             # lexists: a package's bootstrap may be a link, which only the sandbox, in its
             # own mount namespace, may follow; the host never does.

@@ -13,8 +13,10 @@ start's path: ``spares`` started templates (each with its pool of pre-forked san
 wait for functions that have none yet, and are replaced in the background as they are
 claimed. A template whose function has had no environment for ``IDLE_RETIRE_S`` ends.
 
-Runtimes that exec per environment (Node, custom runtimes) get a fresh address layout
-and hash seed from the exec itself, and share one template per runtime. So do Python
+Runtimes that exec per environment (Node, Java, Ruby, custom runtimes) get a fresh address
+layout and hash seed from the exec itself, and share one template per runtime, or per
+``variant`` of it where a start-time parameter differs (Java: MemorySize, which sizes the
+JVM's heap). So do Python
 functions when the operator turns ``per_function`` off (FIREBOX_TEMPLATE_PER_FUNCTION=0):
 for a host whose functions all trust each other, which then pays no interpreter start per
 new function.
@@ -66,7 +68,7 @@ T = TypeVar("T", bound=Template)
 class Templates(Generic[T]):
     def __init__(
         self,
-        make: Callable[[str, RuntimeInfo], T],
+        make: Callable[[str, RuntimeInfo, str], T],
         spares: int,
         pool_size: int,
         per_function: bool = True,
@@ -86,10 +88,11 @@ class Templates(Generic[T]):
         self._retiring: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
 
-    async def get(self, rt: RuntimeInfo, function: str) -> T:
-        """The template to fork an environment of ``function`` from (started if needed)."""
+    async def get(self, rt: RuntimeInfo, function: str, variant: str = "") -> T:
+        """The template to fork an environment of ``function`` from (started if needed);
+        ``variant`` separates shared templates of one runtime started differently."""
         if rt.kind != "python" or not self._per_function:
-            return await self._shared_template(rt)
+            return await self._shared_template(rt, variant)
         key = (rt.name, function)
         zyg = self._own.get(key)
         if zyg is not None and zyg.alive:
@@ -157,11 +160,15 @@ class Templates(Generic[T]):
 
     # --- internals ------------------------------------------------------------------
 
-    def _new(self, rt: RuntimeInfo, label: str) -> T:
-        return self._make(f"{label}.{next(self._serial)}", rt)
+    def _new(self, rt: RuntimeInfo, label: str, variant: str = "") -> T:
+        return self._make(f"{label}.{next(self._serial)}", rt, variant)
 
-    async def _shared_template(self, rt: RuntimeInfo) -> T:
-        key = {"node": "node", "python": rt.name}.get(rt.kind, "exec")
+    async def _shared_template(self, rt: RuntimeInfo, variant: str = "") -> T:
+        key = {"node": "node", "python": rt.name, "java": rt.name, "ruby": "ruby"}.get(
+            rt.kind, "exec"
+        )
+        if variant:
+            key = f"{key}-{variant}"
         zyg = self._shared.get(key)
         if zyg is not None and zyg.alive:
             return zyg
@@ -170,7 +177,7 @@ class Templates(Generic[T]):
             self._shared.pop(key, None)
         task = self._starting.get(key)
         if task is None or task.done():
-            task = asyncio.ensure_future(self._start(self._new(rt, key), self._pool_size))
+            task = asyncio.ensure_future(self._start(self._new(rt, key, variant), self._pool_size))
             self._starting[key] = task
             task.add_done_callback(lambda _t: self._starting.pop(key, None))
         zyg = await asyncio.shield(task)

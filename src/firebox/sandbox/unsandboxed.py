@@ -9,6 +9,8 @@ import signal
 import socket
 from pathlib import Path
 
+from firebox.runtime.java import BuildError
+from firebox.runtime.launch import PRESTARTED_KINDS, host_argv
 from firebox.runtime.runtimes import client_dir
 from firebox.sandbox.base import ExitInfo, SandboxSpec
 
@@ -80,6 +82,16 @@ class UnsandboxedBackend:
         self._work_dir.mkdir(parents=True, exist_ok=True)
 
     async def create(self, spec: SandboxSpec) -> UnsandboxedProcess:
+        argv = command_for(spec, spec.code_dir, spec.opt_dir)
+        if spec.runtime.kind in PRESTARTED_KINDS:
+            # No pool here: the runtime starts with its function (Java's client is built
+            # at first use).
+            try:
+                argv = await asyncio.to_thread(
+                    host_argv, spec.runtime, spec.memory_mb, self._work_dir / "runtimes"
+                )
+            except BuildError as exc:
+                raise OSError(str(exc)) from exc
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
@@ -101,7 +113,7 @@ class UnsandboxedBackend:
         read_fd, write_fd = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *command_for(spec, spec.code_dir, spec.opt_dir),
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,

@@ -192,8 +192,9 @@ def build_root(cfg):
     os.mkdir(os.path.join(dev, "shm"))
     mount(None, dev, None, MS_REMOUNT | MS_NOSUID | MS_NOEXEC | MS_RDONLY, "mode=0755")
     bind_ro(cfg["client_dir"], os.path.join(root, "var/runtime"))
-    if cfg.get("prefix"):
-        bind_ro(cfg["prefix"], os.path.join(root, "var/lang"))
+    lang = cfg.get("prefix") or cfg.get("lang_dir")
+    if lang:
+        bind_ro(lang, os.path.join(root, "var/lang"))
     # Keep the host's root reachable for the zygote only (cgroups, code dirs): every child
     # detaches /.host before it runs anything of the function's.
     os.chdir(root)
@@ -205,7 +206,13 @@ def build_root(cfg):
 def stage1(cfg):
     script_fd = os.open(os.path.realpath(__file__), os.O_RDONLY)
     os.set_inheritable(script_fd, True)
+    training = cfg.get("training")
+    if training:
+        # Imported while the host's root is still /: its standard library goes with it.
+        import subprocess
     build_root(cfg)
+    if training:
+        train(training, subprocess)
     env = {"PATH": "/var/lang/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
     # The children are forks of stage 2, so its command line is what /proc/1/cmdline shows
     # inside every environment: it must name no host path. Its source comes through an
@@ -218,6 +225,33 @@ def stage1(cfg):
         env["LD_LIBRARY_PATH"] = "/.host" + os.path.join(cfg["host_prefix"], "lib")
     argv = [exe, "-B", "-c", STAGE2_LOADER, "--stage2", cfg["kind"], str(cfg["fd"]), str(script_fd)]
     os.execve(exe, argv, env)
+
+
+def train(training, subprocess):
+    """Run a runtime once in the environments' own view of the file system (the paths its
+    class-data-sharing archive records must be the ones it will run with), writing its
+    output on the host through /.host; a failure only leaves the runtime without it."""
+    out = "/.host" + training["out"]
+    tmp = out + ".%d.tmp" % os.getpid()
+    argv = [a.replace("{out}", tmp) for a in training["argv"]]
+    try:
+        subprocess.run(
+            argv,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": ":UTC"},
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=training.get("timeout", 120),
+        )
+        if os.path.exists(tmp):
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, out)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 STAGE2_LOADER = (
@@ -455,7 +489,7 @@ def recv_spec(ctl):
     return json.loads(b"".join(chunks))
 
 
-def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
+def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind, prestart=None):
     """Runs in the forked child, PID 1 of its new pid namespace, which sets the environment
     up, then stays as its init while the runtime runs as PID 2. Never returns."""
     try:
@@ -492,6 +526,8 @@ def child_main(zygote_fds, ctl, log_w, cgroup_procs, seccomp_prog, kind):
                 break
         if kind == "node":
             node_main(ctl, log_w, seccomp_prog)
+        if prestart:
+            prestart_main(ctl, log_w, seccomp_prog, prestart)
         # 4. PID 1 stays behind as a tiny init that reaps orphans (a runtime as PID 1
         # would collect zombies and ignore signals); the runtime is its first child.
         runtime_pid = os.fork()
@@ -571,7 +607,82 @@ def node_main(ctl, log_w, seccomp_prog):
     run_init(runtime_pid, seccomp_prog)
 
 
-def mount_function(spec):
+def prestart_main(ctl, log_w, seccomp_prog, prestart):
+    """A runtime started before its function is known, as node_main does for Node, from a
+    description the server sends with the slot: ``argv`` and ``env`` of the runtime, the
+    descriptor number it reads its environment from, and how /var/task is made.
+
+    A JVM cannot change its working directory or, by itself, its environment: for it
+    ``task`` is "entries" (its working directory is an empty tmpfs at /var/task, which gets
+    one bind mount per top-level entry of the function's code, so that relative paths
+    resolve into the code) and ``env_slots``/``env_space`` reserve room in its environment
+    block that it later overwrites with the function's (NativeEnv.java). Never returns."""
+    entries = prestart.get("task") == "entries"
+    if entries:
+        mount("firebox-task", "/var/task", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    env = dict(prestart["env"])
+    for i in range(int(prestart.get("env_slots", 0))):
+        env["_FB%d" % i] = ""
+    if prestart.get("env_space"):
+        env["_FBSPACE"] = "x" * int(prestart["env_space"])
+    cfg_r, cfg_w = os.pipe()
+    config_fd = int(prestart.get("config_fd", 3))
+    runtime_pid = os.fork()
+    if runtime_pid == 0:
+        try:
+            os.close(cfg_w)
+            devnull = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(log_w, 1)
+            os.dup2(log_w, 2)
+            os.dup2(cfg_r, config_fd)
+            os.set_inheritable(config_fd, True)
+            ctl.detach()
+            _check(
+                libc.syscall(SYS_CLOSE_RANGE, max(3, config_fd + 1), 0xFFFFFFFF, 0), "close_range"
+            )
+            os.chdir(prestart.get("cwd", "/"))
+            drop_privileges(seccomp_prog)
+            os.umask(0o022)
+            argv = prestart["argv"]
+            os.execve(argv[0], argv, env)
+        except BaseException as exc:
+            try:
+                os.write(2, ("firebox sandbox: %s: %s\n" % (type(exc).__name__, exc)).encode())
+            except OSError:
+                pass
+            os._exit(127)
+    os.close(cfg_r)
+    spec = recv_spec(ctl)
+    mount_function(spec, entries)
+    data = json.dumps({"env": spec["env"]}).encode()
+    try:
+        while data:
+            data = data[os.write(cfg_w, data) :]
+    except OSError:
+        pass  # the runtime died before it read it: its exit status tells why
+    os.close(cfg_w)
+    run_init(runtime_pid, seccomp_prog)
+
+
+def mount_task_entries(code):
+    """Fill the tmpfs at /var/task with one read-only bind mount per top-level entry of the
+    function's code (symlinks copied as symlinks), then make it read-only."""
+    for name in os.listdir(code):
+        source = os.path.join(code, name)
+        target = os.path.join("/var/task", name)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+            continue
+        if os.path.isdir(source):
+            os.mkdir(target)
+        else:
+            open(target, "w").close()
+        bind_ro(source, target, MS_NODEV)
+    mount(None, "/var/task", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=0755")
+
+
+def mount_function(spec, entries=False):
     """The function's private /tmp, its code at /var/task and layers at /opt; then the
     host's root goes, before anything of the function's runs."""
     mount(
@@ -581,7 +692,10 @@ def mount_function(spec):
         MS_NOSUID | MS_NODEV,
         "mode=1777,size=%dm" % int(spec["tmp_mb"]),
     )
-    bind_ro("/.host" + spec["code"], "/var/task", MS_NODEV)
+    if entries:
+        mount_task_entries("/.host" + spec["code"])
+    else:
+        bind_ro("/.host" + spec["code"], "/var/task", MS_NODEV)
     if spec.get("opt"):
         bind_ro("/.host" + spec["opt"], "/opt", MS_NODEV)
     _check(libc.umount2(b"/.host", MNT_DETACH), "umount /.host")
@@ -673,7 +787,15 @@ class Zygote:
             ctl_server.close()
             os.close(log_r)
             zygote_fds = (self.sock.detach(), self.pidns, self.wake_r, self.wake_w)
-            child_main(zygote_fds, ctl_child, log_w, cgroup_procs, self.seccomp, self.kind)
+            child_main(
+                zygote_fds,
+                ctl_child,
+                log_w,
+                cgroup_procs,
+                self.seccomp,
+                self.kind,
+                msg.get("prestart"),
+            )
         os.close(log_w)
         ctl_child.close()
         self.children.add(pid)
