@@ -216,6 +216,13 @@ public class Ctx implements RequestHandler<Object, Map<String, Object>> {
         out.put("relativeRead", new java.io.File("example/Ctx.class").isFile());
         out.put("loader", Ctx.class.getClassLoader() == ClassLoader.getSystemClassLoader());
         try {
+            String maps = new String(java.nio.file.Files.readAllBytes(
+                java.nio.file.Paths.get("/proc/self/maps")));
+            out.put("classDataSharing", maps.contains("/var/runtime/firebox.jsa"));
+        } catch (java.io.IOException e) {
+            out.put("classDataSharing", e.toString());
+        }
+        try {
             Process p = new ProcessBuilder("/bin/sh", "-c", "echo $MY_VAR").start();
             out.put("childSees", new String(p.getInputStream().readAllBytes()).trim());
         } catch (java.io.IOException e) {
@@ -595,8 +602,10 @@ def test_context_environment_and_logs(lam: Any, package: bytes) -> None:
     assert out["handlerEnv"] == "example.Ctx"
     assert out["javaVersion"].startswith("17")
     if default_sandbox() == "process":
-        # The JDK at /var/lang and the code at /var/task, as on Lambda.
+        # The JDK at /var/lang and the code at /var/task, as on Lambda; the runtime's classes
+        # come from the class-data-sharing archive made at first use.
         assert (out["javaHome"], out["userDir"]) == ("/var/lang", "/var/task")
+        assert out["classDataSharing"] is True
     assert out["relativeRead"] is True  # relative paths resolve in the function's code
     assert out["loader"] is False  # the function's classes come from their own loader
     # Heap at 85 % of MemorySize, as AWS sizes it.
@@ -789,6 +798,8 @@ def test_java25_runs_on_its_own_jdk(lam: Any, package: bytes) -> None:
     out, resp = invoke_json(lam, name, {"n": 2})
     assert "FunctionError" not in resp, out
     assert out["javaVersion"].startswith("25") and out["myVar"] is None
+    if default_sandbox() == "process":
+        assert out["classDataSharing"] is True  # an archive of its own, for its own JVM
 
 
 @pytest.mark.skipif("java21" in available_runtimes(), reason="this host has a JDK 21")

@@ -234,6 +234,8 @@ def train(training, subprocess):
     out = "/.host" + training["out"]
     tmp = out + ".%d.tmp" % os.getpid()
     argv = [a.replace("{out}", tmp) for a in training["argv"]]
+    # A JVM needs /proc (its own executable, its limits); environments mount their own.
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     try:
         subprocess.run(
             argv,
@@ -252,6 +254,7 @@ def train(training, subprocess):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        _check(libc.umount2(b"/proc", MNT_DETACH), "umount /proc")
 
 
 STAGE2_LOADER = (

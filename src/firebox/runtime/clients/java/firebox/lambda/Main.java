@@ -119,13 +119,15 @@ public final class Main {
 
     public static void main(String[] args) throws Throwable {
         if (args.length > 0 && "--train".equals(args[0])) {
-            Warmup.run();
+            Warmup.run(null);
             return;
         }
         String configFd = System.getProperty("firebox.configFd");
         if (configFd != null) {
-            Warmup.run();
-            Map<String, String> env = readConfig(configFd);
+            InputStream config = "0".equals(configFd) ? new FileInputStream(FileDescriptor.in)
+                    : new FileInputStream("/proc/self/fd/" + configFd);
+            Warmup.run(config);
+            Map<String, String> env = readConfig(config);
             NativeEnv.replace(env);
             String tz = env.get("TZ");
             if (tz != null && !tz.isEmpty()) {
@@ -136,13 +138,13 @@ public final class Main {
         run();
     }
 
+    /** The function's configuration. The pipe is PID 1's (root's): a JVM running as nobody
+     * can read the descriptor it inherited but not reopen it through /proc, so it comes as
+     * standard input. */
     @SuppressWarnings("unchecked")
-    private static Map<String, String> readConfig(String fd) throws IOException {
-        // The pipe is PID 1's (root's): a JVM running as nobody can read the descriptor it
-        // inherited but not reopen it through /proc, so it comes as standard input.
+    private static Map<String, String> readConfig(InputStream config) throws IOException {
         ByteArrayOutputStream data = new ByteArrayOutputStream(4096);
-        try (InputStream in = "0".equals(fd) ? new FileInputStream(FileDescriptor.in)
-                : new FileInputStream("/proc/self/fd/" + fd)) {
+        try (InputStream in = config) {
             // Not readAllBytes: JDK 17's seeks, which a pipe refuses.
             byte[] buf = new byte[8192];
             int n;
@@ -150,9 +152,9 @@ public final class Main {
                 data.write(buf, 0, n);
             }
         }
-        Map<String, Object> config = (Map<String, Object>) Json.parse(data.toString("UTF-8"));
+        Map<String, Object> parsed = (Map<String, Object>) Json.parse(data.toString("UTF-8"));
         Map<String, String> env = new LinkedHashMap<>();
-        for (Map.Entry<String, Object> e : ((Map<String, Object>) config.get("env")).entrySet()) {
+        for (Map.Entry<String, Object> e : ((Map<String, Object>) parsed.get("env")).entrySet()) {
             env.put(e.getKey(), String.valueOf(e.getValue()));
         }
         return env;
