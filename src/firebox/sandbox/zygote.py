@@ -658,6 +658,9 @@ def prestart_main(ctl, log_w, seccomp_prog, prestart):
     os.close(cfg_r)
     spec = recv_spec(ctl)
     mount_function(spec, entries)
+    # A runtime that died while it waited must not take PID 1 with it (SIGPIPE): PID 1
+    # carries on to report the runtime's own exit status.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     data = json.dumps({"env": spec["env"]}).encode()
     try:
         while data:

@@ -124,6 +124,9 @@ public final class Binder {
         if (raw == null || raw == Object.class || raw == java.io.Serializable.class || raw == Comparable.class) {
             return Json.natural(tree);
         }
+        if (raw == Void.class || raw == void.class) {
+            return null;
+        }
         if (tree == null) {
             return nullFor(raw);
         }
