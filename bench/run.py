@@ -15,11 +15,14 @@ boto3, to show what a client adds.
 
 Figures and their baselines:
   cold start      CreateFunction, then the first Invoke (LogType=Tail) of many fresh
-                  functions, Python and Node; Init Duration (REPORT line) and the
-                  platform's own part (end to end - Init Duration - Duration) apart.
-                  Baselines: a fresh interpreter per invoke (python3 / node running the
-                  same handler) and the sandbox floor (fork into fresh namespaces and
-                  cgroups with nothing run, bench_sandbox.baseline).
+                  functions, Python, Node, Java (java17) and Ruby (ruby3.2); Init Duration
+                  (REPORT line) and the platform's own part (end to end - Init Duration -
+                  Duration) apart. Baselines: a fresh interpreter per invoke (python3 /
+                  node / java / ruby running the same handler) and the sandbox floor (fork
+                  into fresh namespaces and cgroups with nothing run,
+                  bench_sandbox.baseline). Java and Ruby also get their warm latency next to
+                  the fresh process, and the JVM's start with and without the runtime
+                  client's class-data-sharing archive (bench_runtimes.py).
   warm invoke     latency at concurrency 1. Baseline: the floor, aiohttp answering a
                   constant (bench/floor.py), same client. Also next to the same server
                   with FIREBOX_FREEZE_IDLE=0 (environments not frozen between invokes).
@@ -896,6 +899,7 @@ class Run:
                     self.n(10, 30),
                     code_dir,
                 )
+            prestarted = self._java_and_ruby(srv, code_dir, mem)
         note = (
             f"MemorySize {self.args.memory} MB, pool_size=2 (default), "
             f"{gap * 1000:.0f} ms between cold starts"
@@ -923,8 +927,87 @@ class Run:
             self._cold_rows("node", nd, node_m, sbx_m, note, None)
         else:
             self.skipped["cold node"] = "no node runtime on this host"
+        for kind, (r, warm, naive, gap_s) in prestarted.items():
+            note_k = f"MemorySize {mem} MB, pool_size=2, {gap_s * 1000:.0f} ms between cold starts"
+            self._cold_rows(kind, r, naive, sbx_m, note_k, None)
+            self.add(
+                Figure(
+                    f"warm invoke latency {kind} c=1",
+                    Measure.samples("warm invoke, pre-signed", "ms", warm),
+                    naive,
+                    notes="one function, invoked back to back on one keep-alive connection",
+                )
+            )
         if sbx_m is not None:
             self.add(Figure("sandbox floor", sbx_m, notes="bench_sandbox.baseline, in-process"))
+
+    def _java_and_ruby(
+        self, srv: FireboxServer, code_dir: Path, mem: int
+    ) -> dict[str, tuple[dict[str, list[float]], list[float], Measure, float]]:
+        """Cold starts, warm latency and a fresh process per invoke for java17 and ruby3.2
+        (bench_runtimes.py), plus the JVM's start with and without its archive."""
+        import bench_runtimes as br
+        from firebox.runtime.runtimes import available_runtimes
+
+        rts = available_runtimes()
+        out: dict[str, tuple[dict[str, list[float]], list[float], Measure, float]] = {}
+        java = rts.get("java17")
+        built = br.java_build(self.tmp / "java") if java is not None else "no java17 here"
+        if isinstance(built, str):
+            self.skipped["cold java17"] = built
+        else:
+            assert java is not None and java.executable is not None and java.prefix is not None
+            jzip, classes = built
+            # A JVM's pool refills in about a second on this machine: that far apart, every
+            # cold start finds its JVM started.
+            gap = 1.0
+            # The first start of a data dir compiles the client and dumps its archive.
+            cold_starts(srv, "bench-java-prime", "java17", "bench.Handler", jzip, 1, gap, mem)
+            r = cold_starts(
+                srv, "bench-cold-java", "java17", "bench.Handler", jzip, self.n(10, 30), gap, mem
+            )
+            warm = latency(
+                srv.port, srv.invoke_request("bench-cold-java-0"), self.n(200, 1000), b"ok"
+            )
+            naive = naive_cold(
+                br.java_naive_argv(str(java.executable), classes), self.n(10, 30), code_dir
+            )
+            out["java17"] = (r, warm, Measure.samples("fresh java per invoke", "ms", naive), gap)
+            clients = sorted((srv.data_dir / "sandbox" / "runtimes").glob("java17-*"))
+            cds = (
+                br.jvm_start_samples(java.prefix, clients[-1], self.n(10, 30))
+                if clients and self.sandbox == "process"
+                else "no sandbox-built client"
+            )
+            if isinstance(cds, str):
+                self.skipped["jvm start, cds"] = cds
+            else:
+                self.add(
+                    Figure(
+                        "jvm start to first /next, with the client's CDS archive",
+                        Measure.samples("-XX:SharedArchiveFile=firebox.jsa", "ms", cds["cds"]),
+                        Measure.samples("JDK's own archive only", "ms", cds["plain"]),
+                        notes="the runtime's JVM with AWS's flags, sandbox paths, no function: "
+                        "what a cold start without a pooled JVM pays",
+                    )
+                )
+        ruby = rts.get("ruby3.2")
+        if ruby is None or ruby.executable is None:
+            self.skipped["cold ruby3.2"] = "no ruby here"
+        else:
+            (code_dir / "app.rb").write_text(br.RUBY_CODE)
+            rzip = zip_of({"app.rb": br.RUBY_CODE})
+            gap = 0.25
+            cold_starts(srv, "bench-ruby-prime", "ruby3.2", "app.handler", rzip, 1, gap, mem)
+            r = cold_starts(
+                srv, "bench-cold-ruby", "ruby3.2", "app.handler", rzip, self.n(15, 50), gap, mem
+            )
+            warm = latency(
+                srv.port, srv.invoke_request("bench-cold-ruby-0"), self.n(200, 1000), b"ok"
+            )
+            naive = naive_cold(br.ruby_naive_argv(str(ruby.executable)), self.n(10, 30), code_dir)
+            out["ruby3.2"] = (r, warm, Measure.samples("fresh ruby per invoke", "ms", naive), gap)
+        return out
 
     def _cold_rows(
         self,
