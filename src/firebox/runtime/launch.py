@@ -19,6 +19,8 @@ from firebox.runtime.runtimes import RuntimeInfo, client_dir
 
 PRESTARTED_KINDS = ("java", "ruby")
 CONFIG_FD = 3
+# The JVM's training run takes a second or two; past this the archive is given up.
+TRAINING_TIMEOUT_S = 60
 # What a pre-started runtime's own environment holds until its function's arrives.
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": ":UTC"}
 # Where things are inside a sandbox.
@@ -90,6 +92,7 @@ def prepare_launch(rt: RuntimeInfo, memory_mb: int, cache_root: Path) -> Launch:
             launch.training = {
                 "argv": java.training_argv(f"{_LANG}/bin/java", _RUNTIME, "{out}"),
                 "out": str(built / java.CDS_NAME),
+                "timeout_s": TRAINING_TIMEOUT_S,
             }
     else:
         launch = Launch(rt, memory_mb, client_dir("ruby"), None)

@@ -244,7 +244,7 @@ def train(training, subprocess):
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            timeout=training.get("timeout", 120),
+            timeout=training.get("timeout_s", 60),
         )
         if os.path.exists(tmp):
             os.chmod(tmp, 0o644)
