@@ -301,3 +301,34 @@ def _children(ppid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
                 found.append(int(entry.name))
     return found
+
+
+async def test_a_zygote_started_by_a_server_with_many_descriptors_serves(tmp_path: Path) -> None:
+    # A zygote started late (the first Java or Ruby function after a thousand environments)
+    # inherits its socket under the server's descriptor number, past select()'s FD_SETSIZE.
+    import os
+    import resource
+
+    from firebox.runtime.runtimes import available_runtimes
+    from firebox.sandbox.process import ProcessBackend
+    from firebox.settings import Settings
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low to hold 1,100 descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    settings = Settings(data_dir=tmp_path, pool_size=0, network=False).validate()
+    backend = ProcessBackend(settings, tmp_path / "sandbox")
+    try:
+        await backend.start()
+        zyg = await backend._zygote(available_runtimes()["python3.11"])
+        assert zyg.sock is not None and zyg.sock.fileno() > 1024
+        slot = await zyg.prefork()
+        assert not slot.exit.done()
+        slot.discard()
+    finally:
+        await backend.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -841,9 +841,14 @@ class Zygote:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.sock.send(b'{"op":"hello"}')
+        # poll, not select: the socket keeps the number it had in the server, which past
+        # a thousand open environments is beyond select's FD_SETSIZE.
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
         while True:
             try:
-                ready, _, _ = select.select([self.sock, self.wake_r], [], [])
+                ready = {fd for fd, _ in poller.poll()}
             except InterruptedError:
                 continue
             if self.wake_r in ready:
@@ -852,7 +857,7 @@ class Zygote:
                 except BlockingIOError:
                     pass
                 self.reap()
-            if self.sock in ready:
+            if self.sock.fileno() in ready:
                 data = self.sock.recv(65536)
                 if not data:
                     for pid in list(self.children):
