@@ -210,6 +210,7 @@ public class Ctx implements RequestHandler<Object, Map<String, Object>> {
         out.put("myVar", System.getenv("MY_VAR"));
         out.put("handlerEnv", System.getenv("_HANDLER"));
         out.put("javaVersion", System.getProperty("java.version"));
+        out.put("timeZone", java.util.TimeZone.getDefault().getID());
         out.put("javaHome", System.getProperty("java.home"));
         out.put("userDir", System.getProperty("user.dir"));
         out.put("maxHeapMb", Runtime.getRuntime().maxMemory() / (1024 * 1024));
@@ -574,7 +575,9 @@ def test_context_environment_and_logs(lam: Any, package: bytes) -> None:
         "example.Ctx",
         MemorySize=384,
         Timeout=9,
-        Environment={"Variables": {"MY_VAR": "mine", "AWS_LAMBDA_LOG_LEVEL": "INFO"}},
+        Environment={
+            "Variables": {"MY_VAR": "mine", "AWS_LAMBDA_LOG_LEVEL": "INFO", "TZ": "Europe/Berlin"}
+        },
     )
     cc = base64.b64encode(
         json.dumps(
@@ -600,6 +603,7 @@ def test_context_environment_and_logs(lam: Any, package: bytes) -> None:
     assert out["staticInitSawEnv"] == name
     assert out["myVar"] == "mine" and out["childSees"] == "mine"
     assert out["handlerEnv"] == "example.Ctx"
+    assert out["timeZone"] == "Europe/Berlin"
     assert out["javaVersion"].startswith("17")
     if default_sandbox() == "process":
         # The JDK at /var/lang and the code at /var/task, as on Lambda; the runtime's classes
@@ -798,6 +802,7 @@ def test_java25_runs_on_its_own_jdk(lam: Any, package: bytes) -> None:
     out, resp = invoke_json(lam, name, {"n": 2})
     assert "FunctionError" not in resp, out
     assert out["javaVersion"].startswith("25") and out["myVar"] is None
+    assert out["timeZone"] == "UTC"  # Lambda's TZ=:UTC
     if default_sandbox() == "process":
         assert out["classDataSharing"] is True  # an archive of its own, for its own JVM
 

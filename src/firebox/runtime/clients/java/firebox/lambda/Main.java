@@ -118,6 +118,7 @@ public final class Main {
     }
 
     public static void main(String[] args) throws Throwable {
+        setStreams();
         if (args.length > 0 && "--train".equals(args[0])) {
             Warmup.run(null);
             return;
@@ -129,8 +130,9 @@ public final class Main {
             Warmup.run(config);
             Map<String, String> env = readConfig(config);
             NativeEnv.replace(env);
+            // The JVM started with TZ=:UTC; a function that names another zone gets it.
             String tz = env.get("TZ");
-            if (tz != null && !tz.isEmpty()) {
+            if (tz != null && !tz.isEmpty() && !":UTC".equals(tz) && !"UTC".equals(tz)) {
                 String id = tz.startsWith(":") ? tz.substring(1) : tz;
                 TimeZone.setDefault(TimeZone.getTimeZone(id));
             }
@@ -219,13 +221,15 @@ public final class Main {
         return sb.toString().getBytes(StandardCharsets.UTF_8);
     }
 
+    /** Unbuffered UTF-8 streams: a line reaches the log the moment it is printed, so it is
+     * attributed to the invocation that printed it, and a crash loses nothing. */
+    static void setStreams() throws IOException {
+        System.setOut(new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8"));
+        System.setErr(new PrintStream(new FileOutputStream(FileDescriptor.err), true, "UTF-8"));
+    }
+
     private static void run() throws Exception {
-        // Unbuffered UTF-8 streams: a line reaches the log the moment it is printed, so it
-        // is attributed to the invocation that printed it, and a crash loses nothing.
-        PrintStream stdout = new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8");
-        PrintStream stderr = new PrintStream(new FileOutputStream(FileDescriptor.err), true, "UTF-8");
-        System.setOut(stdout);
-        System.setErr(stderr);
+        PrintStream stdout = System.out;
         Logger logger = new Logger(stdout, System.getenv("AWS_LAMBDA_LOG_LEVEL"));
         setRuntimeLogger(logger);
         Environment env = new Environment();

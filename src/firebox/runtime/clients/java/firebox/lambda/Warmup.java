@@ -117,6 +117,15 @@ final class Warmup {
         }
         exchange(payload);
         loadFromJar();
+        if (arrived(config)) {
+            return;
+        }
+        // The steps between the configuration's arrival and the first /next.
+        if (config != null) {
+            NativeEnv.slots();
+        }
+        java.util.TimeZone.getTimeZone("UTC");
+        Main.customerLoader("/var/task", "/opt").getParent();
     }
 
     private static boolean arrived(InputStream config) throws IOException {
