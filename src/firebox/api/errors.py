@@ -29,6 +29,21 @@ def _lambda_message_keys() -> dict[str, str]:
     }
 
 
+@functools.cache
+def _lambda_header_members() -> dict[str, frozenset[str]]:
+    """Members of Lambda's error shapes that the model binds to a header (TooManyRequests'
+    retryAfterSeconds is Retry-After): they go in ``exc.headers()``, never in the body."""
+    model = botocore.session.get_session().get_service_model("lambda")
+    return {
+        shape.name: frozenset(
+            name
+            for name, member in shape.members.items()
+            if member.serialization.get("location") == "header"
+        )
+        for shape in model.error_shapes
+    }
+
+
 def error_response(exc: FireboxError, protocol: str, request_id: str) -> web.Response:
     headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code, **exc.headers()}
     body: dict[str, object]
@@ -38,7 +53,8 @@ def error_response(exc: FireboxError, protocol: str, request_id: str) -> web.Res
     else:
         body = {} if exc.kind is None else {"Type": exc.kind}
         body[_lambda_message_keys().get(exc.code, "message")] = exc.message
-        body.update(exc.fields)
+        in_headers = _lambda_header_members().get(exc.code, frozenset())
+        body.update((k, v) for k, v in exc.fields.items() if k not in in_headers)
         content_type = "application/json"
     return web.Response(
         status=exc.status,
