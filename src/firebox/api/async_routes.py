@@ -61,11 +61,12 @@ async def list_configs(request: web.Request) -> web.Response:
 
 @body_limit(INVOKE_BODY_BYTES, INVOKE_TOO_LARGE)
 async def invoke_async(request: web.Request) -> web.Response:
-    """The deprecated InvokeAsync: the body is the event; 202 {"Status": 202}."""
+    """The deprecated InvokeAsync: the body is the event; 202 with an empty object (the
+    model binds its one output member, Status, to the status code)."""
     app = request.app[APP_KEY]
     ref = function_ref(request)
     rid = await app.submit_event(ref, await request.read(), request_id=request["request_id"])
-    return json_response({"Status": 202}, 202, headers={"x-amzn-RequestId": rid})
+    return json_response({}, 202, headers={"x-amzn-RequestId": rid})
 
 
 async def queues(request: web.Request) -> web.Response:

@@ -30,7 +30,9 @@ class Layers:
         if with_content:
             out["Content"] = dict(doc["Content"], Location=self.c.code_url(doc["_sha"]))
         else:
+            # A list item (LayerVersionsListItem) has neither the content nor the layer's ARN.
             out.pop("Content", None)
+            out.pop("LayerArn", None)
         return out
 
     def publish(self, name: str, params: Doc) -> Doc:

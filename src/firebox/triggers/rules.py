@@ -209,7 +209,11 @@ class Rules:
     def list_rules(self, params: Doc) -> Doc:
         self._bus(params)
         prefix = params.get("NamePrefix") or ""
-        rules = [self._public(d) for _, d in self.store.list(RULE, prefix=prefix)]
+        # ListRules' items (Rule) lack DescribeRule's CreatedBy.
+        rules = [
+            {k: v for k, v in self._public(d).items() if k != "CreatedBy"}
+            for _, d in self.store.list(RULE, prefix=prefix)
+        ]
         return self._page(rules, params, "Rules")
 
     def list_rule_names_by_target(self, params: Doc) -> Doc:
