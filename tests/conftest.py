@@ -14,11 +14,17 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+import shapes
 
 # PostgreSQL and S3 fixtures (a module of their own: pg_url, s3_service, s3_bucket, s3_env).
 from services import pg_url, s3_bucket, s3_env, s3_service  # noqa: F401
@@ -28,6 +34,14 @@ ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: creates namespaces and cgroups"
 )
+
+
+def missing_service(why: str) -> NoReturn:
+    """A broker or database a test needs is not answering: skip, saying why; in CI, where
+    .ci/run starts every one of them, fail instead, so a dead service cannot pass green."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{why}; .ci/run should have started it")
+    pytest.skip(why)
 
 
 def _process_backend_usable() -> str | None:
@@ -153,8 +167,19 @@ class Server:
         self.stop()
         return self.start()
 
+    def signed_get(self, path: str) -> Any:
+        """GET one of Firebox's own signed endpoints (/_firebox/...); its JSON body."""
+        request = AWSRequest(method="GET", url=self.endpoint + path)
+        creds = Credentials(self.access_key, self.secret_key)
+        SigV4Auth(creds, "lambda", "us-east-1").add_auth(request)
+        req = urllib.request.Request(self.endpoint + path, headers=dict(request.headers))
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
     def client(self, service: str = "lambda", **kwargs: Any) -> Any:
-        return boto3.client(
+        """A boto3 client for this server; every response it gets is checked against
+        botocore's model (tests/shapes.py)."""
+        client = boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
@@ -164,6 +189,31 @@ class Server:
                 retries={"max_attempts": 0}, read_timeout=120, connect_timeout=5, **kwargs
             ),
         )
+        return shapes.install(client)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_the_model(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose clients received a response botocore's model does not allow, even
+    if the test caught the AssertionError the check raised (a test that failed already
+    has it in its report)."""
+    shapes.take_problems()
+    yield
+    problems = shapes.take_problems()
+    if request.node.stash.get(_CALL_FAILED, False):
+        return
+    assert not problems, "responses did not match botocore's model:\n" + "\n".join(problems)
 
 
 @pytest.fixture
@@ -231,3 +281,43 @@ def invoke_json(lam: Any, name: str, event: Any = None, **kwargs: Any) -> tuple[
 
 def unique(prefix: str = "fn") -> str:
     return f"{prefix}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+def wait_for_log(server: Server, function: str, text: str, timeout_s: float = 20.0) -> str:
+    """Wait until a line containing ``text`` is in ``function``'s log group; that line.
+
+    The marker a handler prints (flush=True) when it reaches a point a test must wait for:
+    the log writer flushes every 0.2 s while the handler still runs.
+    """
+    logs = server.client("logs")
+    group = f"/aws/lambda/{function}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            events = logs.filter_log_events(logGroupName=group, filterPattern=f'"{text}"')
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            events = {"events": []}  # no line written yet: the group comes with the first
+        for event in events["events"]:
+            if text in event["message"]:
+                return str(event["message"])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in {group} after {timeout_s} s")
+        time.sleep(0.05)
+
+
+def wait_queue_drained(server: Server, function: str, timeout_s: float = 20.0) -> None:
+    """Wait until ``function`` has no asynchronous event queued or running.
+
+    PutEvents, schedules and InvocationType=Event write their events to the durable queue
+    before they answer, so an empty queue afterwards means every delivery has ended.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = server.signed_get("/_firebox/queues").get(function) or {}
+        if not stats.get("depth"):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{function}'s queue still holds {stats} after {timeout_s} s")
+        time.sleep(0.05)
