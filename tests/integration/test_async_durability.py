@@ -2,8 +2,9 @@
 
 The target function's success records go to a 'sink' function whose reserved concurrency
 is 0 until the restart, so every record waits in the durable queue too (the sink keeps
-what it receives in memory, which a kill would wipe). The target is slow enough that some
-events are in flight when the server is killed.
+what it receives in memory, which a kill would wipe). The server is killed while the
+target runs one last, slow event: it prints a marker the test waits on, so the kill is
+mid-invoke, not merely after the queue was written.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from test_async import SINK, TARGET, probe, send_event
 
-from conftest import python_function, unique
+from conftest import python_function, unique, wait_for_log
 
 
 def test_accepted_events_survive_kill9(server_factory: Any) -> None:
@@ -43,6 +44,11 @@ def test_accepted_events_survive_kill9(server_factory: Any) -> None:
             )
         )
     assert len(accepted) == 200
+    # Its marker in the log means its event is leased and its handler is running: the kill
+    # lands mid-invoke (the sleep only has to outlast the log writer's 0.2 s flush).
+    mark = unique("running")
+    accepted.add(send_event(lam, name, {"sleep": 2, "i": 200, "mark": mark}))
+    wait_for_log(srv, name, mark, timeout_s=60)
     srv.kill9()
 
     srv.start()
@@ -54,8 +60,8 @@ def test_accepted_events_survive_kill9(server_factory: Any) -> None:
         seen = {r["requestContext"]["requestId"] for r in probe(lam, sink)}
         if accepted <= seen:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert not accepted - seen, f"{len(accepted - seen)} accepted events never ran"
     records = probe(lam, sink)
     assert all(r["requestContext"]["condition"] == "Success" for r in records)
-    assert {json.dumps(r["requestPayload"]["i"]) for r in records} == {str(i) for i in range(200)}
+    assert {json.dumps(r["requestPayload"]["i"]) for r in records} == {str(i) for i in range(201)}

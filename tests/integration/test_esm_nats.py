@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from test_esm_redis import Proxy, consumer, read_seen, wait_mapping
 
-from conftest import Server, unique
+from conftest import Server, missing_service, unique, wait_for_log
 
 nats = pytest.importorskip("nats")
 
@@ -67,7 +67,7 @@ def jetstream() -> None:
     try:
         js_call(lambda js: js.account_info())
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no NATS JetStream on 127.0.0.1:4222 (.ci/run starts one): {exc}")
+        missing_service(f"no NATS JetStream on 127.0.0.1:4222 (.ci/run starts one): {exc}")
 
 
 @pytest.fixture
@@ -132,16 +132,11 @@ def test_server_killed_mid_batch_loses_nothing(server_factory: Any, jetstream: N
     mapping = lam.create_event_source_mapping(
         FunctionName=fn, EventSourceArn=_arn(), Topics=[stream], BatchSize=10
     )
-    publish(subject, [{"n": 1, "sleep": 3}, {"n": 2}])
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if pending(stream, mapping["UUID"])[1] == 2:
-                break
-        except Exception:  # noqa: BLE001 - the consumer is not there yet
-            pass
-        time.sleep(0.05)
-    time.sleep(0.7)
+    mark = unique("in-batch")
+    publish(subject, [{"n": 1, "sleep": 3, "mark": mark}, {"n": 2}])
+    # The handler's marker: the batch is in the function, unacknowledged. Kill now.
+    wait_for_log(srv, fn, mark)
+    assert pending(stream, mapping["UUID"])[1] == 2
     srv.kill9()
     srv.start()
     # JetStream redelivers once the ack wait of the dead poller's messages ran out.

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from test_esm_redis import Proxy, consumer, read_seen, wait_mapping
 
-from conftest import Server, unique
+from conftest import Server, missing_service, unique, wait_for_log
 
 aio_pika = pytest.importorskip("aio_pika")
 
@@ -73,12 +73,20 @@ def ready(queue: str) -> int:
     return int(amqp(go))
 
 
+def consumers(queue: str) -> int:
+    async def go(ch: Any) -> int:
+        q = await ch.declare_queue(queue, passive=True)
+        return int(q.declaration_result.consumer_count)
+
+    return int(amqp(go))
+
+
 @pytest.fixture
 def rabbit() -> None:
     try:
         declare("firebox-probe")
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no RabbitMQ on 127.0.0.1:5672 (.ci/run starts one): {exc}")
+        missing_service(f"no RabbitMQ on 127.0.0.1:5672 (.ci/run starts one): {exc}")
 
 
 @pytest.fixture
@@ -136,9 +144,13 @@ def test_batch_partial_failure_filter_and_on_failure(rserver: Server, rabbit: No
     assert msg["basicProperties"]["deliveryMode"] == 2
     assert msg["basicProperties"]["bodySize"] == len(base64.b64decode(msg["data"]))
     assert lam.get_event_source_mapping(UUID=mapping["UUID"])["LastProcessingResult"] == "OK"
-    # Stop the mapping: anything not acknowledged would go back to the queue.
+    # Stop the mapping: anything not acknowledged would go back to the queue once its
+    # consumer has gone.
     lam.delete_event_source_mapping(UUID=mapping["UUID"])
-    time.sleep(1.0)
+    deadline = time.monotonic() + 10
+    while consumers(queue) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert consumers(queue) == 0
     assert ready(queue) == 0
 
 
@@ -151,11 +163,11 @@ def test_server_killed_mid_batch_loses_nothing(server_factory: Any, rabbit: None
     lam.create_event_source_mapping(
         FunctionName=fn, EventSourceArn=_arn(), Queues=[queue], BatchSize=10
     )
-    publish(queue, [{"n": 1, "sleep": 3}, {"n": 2}])
-    deadline = time.monotonic() + 15
-    while ready(queue) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.7)  # the batch is in the function now
+    mark = unique("in-batch")
+    publish(queue, [{"n": 1, "sleep": 3, "mark": mark}, {"n": 2}])
+    # The handler's marker: the batch is in the function, unacknowledged. Kill now.
+    wait_for_log(srv, fn, mark)
+    assert ready(queue) == 0
     srv.kill9()
     srv.start()
     assert [1, 2] in read_seen(lam, fn, lambda s: [1, 2] in s)

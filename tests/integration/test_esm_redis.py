@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server, free_port, python_function, unique
+from conftest import Server, free_port, missing_service, python_function, unique, wait_for_log
 
 redis = pytest.importorskip("redis")
 
 REDIS_PORT = 6379
 
 # Records every batch as the list of its "n" values; fails items asked to fail ("once":
-# the first time, "always": every time); {"read": true} returns what it saw.
+# the first time, "always": every time), prints an item's "mark" before it sleeps its
+# "sleep"; {"read": true} returns what it saw.
 HANDLER = """
 import base64, json, time
 
@@ -54,6 +55,8 @@ def handler(event, context):
         if mode == "always" or (mode == "once" and ident not in failed_once):
             failed_once.add(ident)
             fails.append(ident)
+        if body.get("mark"):
+            print(body["mark"], flush=True)
         if body.get("sleep"):
             time.sleep(float(body["sleep"]))
     seen.append(batch)
@@ -170,7 +173,7 @@ def rdb() -> Iterator[Any]:
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
+        missing_service("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
     yield client
     client.close()
 
@@ -278,15 +281,9 @@ def test_batch_partial_failure_filter_and_on_failure(rserver: Server, rdb: Any) 
     assert rdb.xpending(stream, group)["pending"] == 0
     cfg = lam.get_event_source_mapping(UUID=group)
     assert cfg["State"] == "Enabled" and cfg["LastProcessingResult"] == "OK"
-    time.sleep(0.5)
-    assert read_seen(lam, fn, lambda s: True) == got
-
-
-def pending(rdb: Any, stream: str, group: str) -> int:
-    try:
-        return int(rdb.xpending(stream, group)["pending"])
-    except redis.ResponseError:  # the poller has not created the group yet
-        return 0
+    # Nothing runs twice: a later entry comes next, with no earlier one before it.
+    rdb.xadd(stream, {"n": "6"})
+    assert read_seen(lam, fn, lambda s: [6] in s) == [*got, [6]]
 
 
 def test_server_killed_mid_batch_loses_nothing(server_factory: Any, rdb: Any) -> None:
@@ -297,14 +294,12 @@ def test_server_killed_mid_batch_loses_nothing(server_factory: Any, rdb: Any) ->
     mapping = lam.create_event_source_mapping(
         FunctionName=fn, EventSourceArn=_arn(), Topics=[stream], BatchSize=10
     )
-    rdb.xadd(stream, {"n": "1", "sleep": "3"})
+    mark = unique("in-batch")
+    rdb.xadd(stream, {"n": "1", "sleep": "3", "mark": mark})
     rdb.xadd(stream, {"n": "2"})
-    # Wait until the batch is in the function, then kill the server.
-    deadline = time.monotonic() + 15
-    while not pending(rdb, stream, mapping["UUID"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # The handler's marker: the batch is in the function, unacknowledged. Kill now.
+    wait_for_log(srv, fn, mark)
     assert rdb.xpending(stream, mapping["UUID"])["pending"] == 2
-    time.sleep(0.5)
     srv.kill9()
     srv.start()
     got = read_seen(lam, fn, lambda s: [1, 2] in s)
@@ -384,9 +379,14 @@ def test_function_error_retries_then_on_failure_and_disable(rserver: Server, rdb
 
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Disabled"
-    time.sleep(0.5)
+    # A second, enabled mapping to the same function shows the pollers at work meanwhile:
+    # once its later entry has run, the disabled one has had its chance to misbehave.
+    other = unique("stream")
     rdb.xadd(stream, {"n": "2"})
-    time.sleep(1.5)
-    assert read_seen(lam, fn, lambda s: True) == [[1], [1]]
+    lam.create_event_source_mapping(
+        FunctionName=fn, EventSourceArn=_arn(), Topics=[other], StartingPosition="TRIM_HORIZON"
+    )
+    rdb.xadd(other, {"n": "3"})
+    assert read_seen(lam, fn, lambda s: [3] in s) == [[1], [1], [3]]
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
-    assert read_seen(lam, fn, lambda s: [2] in s) == [[1], [1], [2]]
+    assert read_seen(lam, fn, lambda s: [2] in s) == [[1], [1], [3], [2]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +48,16 @@ def invoke_billed(lam, name: str) -> int:
     resp = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
     resp["Payload"].read()
     return billed_ms_of(resp)
+
+
+def requests_on_disk(server, name: str) -> int:
+    """The requests of ``name`` written to the metering database (not those in memory)."""
+    db = sqlite3.connect(f"file:{server.data_dir / 'metering.db'}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT SUM(requests) FROM usage WHERE function = ?", (name,)).fetchone()
+    finally:
+        db.close()
+    return int(row[0] or 0)
 
 
 def function_row(report: dict, name: str) -> dict:
@@ -118,7 +129,11 @@ def test_usage_survives_restart_and_kill(server_factory):
     assert row["cost_usd"] == pytest.approx(billed / 1000 / 2 * 0.001 + 2 / 1e6)
     lam = srv.client("lambda")
     billed += invoke_billed(lam, name)
-    time.sleep(0.5)  # past the flush interval: on disk even without a clean stop
+    # The usage report adds what is still in memory: read the file to see the flush land.
+    deadline = time.monotonic() + 10
+    while requests_on_disk(srv, name) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert requests_on_disk(srv, name) == 3
     srv.kill9()
     srv.start()
     _, report = usage(srv, f"function={name}")
