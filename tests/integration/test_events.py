@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server, python_function, unique
+from conftest import Server, python_function, unique, wait_queue_drained
 
 # Keeps what it received in memory; {"read": true} returns it. With a reserved concurrency
 # of 1 there is a single environment, so the reader sees what the async invokes stored.
@@ -127,7 +127,7 @@ def test_invalid_rules(events: Any) -> None:
     )
 
 
-def test_put_events_routing(events: Any, lam: Any) -> None:
+def test_put_events_routing(server: Server, events: Any, lam: Any) -> None:
     fn = recorder(lam)
     fn_arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
     src = unique("src")
@@ -184,8 +184,9 @@ def test_put_events_routing(events: Any, lam: Any) -> None:
     )
     assert out["FailedEntryCount"] == 1
     assert [("EventId" in e) for e in out["Entries"]] == [True, True, True, True, False]
-    got = seen(lam, fn, 2)
-    time.sleep(1.0)
+    # PutEvents queued every delivery before it answered: once the queue is empty, all
+    # that will ever arrive has.
+    wait_queue_drained(server, fn)
     got = seen(lam, fn, 2)
     full = [g for g in got if isinstance(g, dict)]
     assert "ann" in got
@@ -224,7 +225,7 @@ def test_input_transformer(events: Any, lam: Any) -> None:
     assert seen(lam, fn, 1) == [{"greeting": "hello ann", "count": 3, "rule": arn}]
 
 
-def test_put_events_needs_permission(events: Any, lam: Any) -> None:
+def test_put_events_needs_permission(server: Server, events: Any, lam: Any) -> None:
     fn = recorder(lam)
     fn_arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
     src = unique("src")
@@ -237,4 +238,5 @@ def test_put_events_needs_permission(events: Any, lam: Any) -> None:
     _allow(lam, fn, arn)
     events.put_targets(Rule=rule, Targets=[{"Id": "t", "Arn": fn_arn, "Input": '"second"'}])
     events.put_events(Entries=[{"Source": src, "DetailType": "x", "Detail": "{}"}])
+    wait_queue_drained(server, fn)
     assert seen(lam, fn, 1) == ["second"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import default_sandbox, invoke_json, python_function, unique
+from conftest import default_sandbox, invoke_json, python_function, unique, wait_for_log
 
 STATE = """
 import os, time
@@ -23,6 +23,8 @@ COUNT = 0
 def handler(event, context):
     global COUNT
     COUNT += 1
+    if event.get("mark"):
+        print(event["mark"], flush=True)
     if event.get("sleep"):
         time.sleep(event["sleep"])
     if event.get("crash"):
@@ -138,15 +140,16 @@ def test_max_lifetime(server_factory: Any) -> None:
     assert changes == len(set(streams)) - 1
 
 
-def test_update_retires_environments(lam: Any) -> None:
+def test_update_retires_environments(server: Any, lam: Any) -> None:
     name = unique("retire")
     python_function(lam, name, STATE, Environment={"Variables": {"VV": "1"}})
     before, _ = _call(lam, name)
     assert before["var"] == "1"
     # An update while an invoke runs: that invoke finishes on the old environment.
+    mark = unique("running")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        running = pool.submit(_call, lam, name, {"sleep": 1.0})
-        time.sleep(0.3)
+        running = pool.submit(_call, lam, name, {"sleep": 1.0, "mark": mark})
+        wait_for_log(server, name, mark)
         lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"VV": "2"}})
         lam.get_waiter("function_updated_v2").wait(FunctionName=name)
         during, _ = running.result()

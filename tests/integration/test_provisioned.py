@@ -206,7 +206,15 @@ def test_survives_restart_and_goes_with_the_function(server_factory: Any) -> Non
     assert (cfg["Status"], cfg["AvailableProvisionedConcurrentExecutions"]) == ("READY", 1)
     out, cold = _call(lam, name, "1")
     assert out["init"] == "provisioned-concurrency" and not cold
-    time.sleep(1.0)
+    # An on-demand environment beside it: once that one has been reaped, the keep-alive
+    # has run out for both.
+    _call(lam, name, "$LATEST")
+    deadline = time.monotonic() + 10
+    while True:
+        time.sleep(0.5)  # idle past the 0.3 s keep-alive (each call starts it again)
+        if _call(lam, name, "$LATEST")[1]:
+            break
+        assert time.monotonic() < deadline, "the on-demand environment was never reaped"
     again, cold = _call(lam, name, "1")
     assert again["stream"] == out["stream"] and not cold
     # Deleting the function drops its configs: a new function of that name has none.

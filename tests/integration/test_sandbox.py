@@ -238,13 +238,20 @@ def handler(event, context):
             os._exit(0)
         os._exit(0)
     os.waitpid(pid, 0)
-    time.sleep(0.2)
-    states = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            with open("/proc/%s/stat" % p) as fh:
-                states.append(fh.read().rsplit(")", 1)[1].split()[0])
-    return states
+    # The grandchild exits on its own time: wait until it is gone (or stays a zombie).
+    deadline = time.monotonic() + 5
+    while True:
+        states = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    with open("/proc/%s/stat" % p) as fh:
+                        states.append(fh.read().rsplit(")", 1)[1].split()[0])
+                except OSError:
+                    pass  # exited while we listed it
+        if len(states) <= 2 or time.monotonic() > deadline:
+            return states
+        time.sleep(0.01)
 """
 
 
@@ -275,12 +282,24 @@ def test_a_dead_zygote_is_replaced(server_factory: Any) -> None:
     assert zygotes
     for pid in zygotes:
         subprocess.run(["kill", "-9", str(pid)], check=True)
-    time.sleep(0.2)
+    # Dead, not yet reaped: the server finds out when it next needs one.
+    deadline = time.monotonic() + 10
+    while not all(_dead(pid) for pid in zygotes) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(_dead(pid) for pid in zygotes)
     out, resp = invoke_json(lam, name)
     assert "FunctionError" not in resp and out == "up", out
     other = unique("phoenix")
     python_function(lam, other, "def handler(e, c):\n    return 'new'\n")
     assert invoke_json(lam, other)[0] == "new"
+
+
+def _dead(pid: int) -> bool:
+    """The process has exited: a zombie, or already reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def _cmdline(pid: int) -> bytes:

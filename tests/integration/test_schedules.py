@@ -8,7 +8,7 @@ from typing import Any
 
 from test_events import recorder, seen
 
-from conftest import unique
+from conftest import unique, wait_queue_drained
 
 # rate(1 minute) fires every 2 seconds at this scale.
 SCALE = 30
@@ -60,6 +60,10 @@ def test_rate_schedule_fires_and_survives_restart(server_factory: Any) -> None:
     time.sleep(6.5)
     restarted = time.time()
     srv.start()
+    seen(lam, fn, 2, timeout_s=15)
+    # The missed tick was queued at start: with the queue empty, any duplicate of it would
+    # have arrived too.
+    wait_queue_drained(srv, fn)
     got = seen(lam, fn, 2, timeout_s=15)
     missed = [e for e in got if _t(e) <= restarted - 2]
     assert len(missed) == 1, got
