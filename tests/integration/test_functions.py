@@ -260,8 +260,11 @@ def test_tags(lam):
 def test_account_settings_count_functions(lam):
     resp = lam.get_account_settings()
     assert_shape("lambda", "GetAccountSettings", resp)
-    assert resp["AccountLimit"]["ConcurrentExecutions"] >= 1
-    assert resp["AccountUsage"]["FunctionCount"] >= 1
+    assert resp["AccountLimit"]["ConcurrentExecutions"] == 1000  # the default setting
+    listed = [
+        f for page in lam.get_paginator("list_functions").paginate() for f in page["Functions"]
+    ]
+    assert listed and resp["AccountUsage"]["FunctionCount"] == len(listed)
 
 
 def test_full_arn_and_partial_arn_address_the_function(lam):

@@ -56,14 +56,20 @@ while True:
 
 
 def _events(resp: dict[str, Any]) -> tuple[list[tuple[float, bytes]], dict[str, Any]]:
+    """The chunks with their arrival times, and the InvokeComplete event that must end the
+    stream (exactly one, last)."""
     chunks: list[tuple[float, bytes]] = []
-    complete: dict[str, Any] = {}
+    completes: list[dict[str, Any]] = []
     for ev in resp["EventStream"]:
+        assert not completes, f"an event after InvokeComplete: {ev}"
         if "PayloadChunk" in ev:
             chunks.append((time.monotonic(), ev["PayloadChunk"]["Payload"]))
         elif "InvokeComplete" in ev:
-            complete = ev["InvokeComplete"]
-    return chunks, complete
+            completes.append(ev["InvokeComplete"])
+        else:
+            raise AssertionError(f"unknown event in the stream: {ev}")
+    assert len(completes) == 1, "the stream did not end with an InvokeComplete event"
+    return chunks, completes[0]
 
 
 @pytest.fixture(scope="module")
