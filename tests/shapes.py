@@ -210,6 +210,8 @@ def raw_problems(
     path = f"{model.service_name}.{operation.name}"
     if status >= 300:
         return _check_error(model, protocol, headers, body, path)
+    if operation.has_streaming_output or operation.has_event_stream_output:
+        return []
     shape = operation.output_shape
     if shape is not None and protocol == "rest-json":
         problems = _check_headers(shape, headers, path)
@@ -239,13 +241,9 @@ def raw_problems(
 
 def _before_parse(operation_model: OperationModel, response_dict: dict[str, Any], **_: Any) -> None:
     status = response_dict["status_code"]
-    if status < 300 and (
-        operation_model.has_streaming_output or operation_model.has_event_stream_output
-    ):
-        return
     body = response_dict["body"]
     if not isinstance(body, bytes):
-        return
+        return  # a stream (event stream, streaming blob): read by the caller, not here
     problems = raw_problems(operation_model, status, response_dict["headers"], body)
     if problems:
         _seen.extend(problems)

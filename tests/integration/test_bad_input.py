@@ -2,7 +2,8 @@
 CloudWatch Logs and EventBridge models, sent malformed bodies, wrongly typed members, odd
 path values and odd query strings, answers with an AWS error the operation can give (a 4xx,
 its code in x-amzn-ErrorType or __type, a message), never a 500. A 500 here is a bug in
-Firebox that bad input reached: the server logs it with its traceback."""
+Firebox that bad input reached: the server logs it with its traceback. Each body is checked
+against its shape in the model too (tests/shapes.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+import shapes
 from conftest import python_function
 
 BAD_VALUES: list[Any] = [
@@ -125,6 +127,8 @@ def test_lambda_api_answers_bad_input_with_aws_errors(server, lam):
                     status >= 400 and (code not in _allowed(op) or not _message(data))
                 ):
                     failures.append((name, method, target, body[:60], status, data[:160]))
+                else:  # the body as the model has it: the output or the error's shape
+                    failures += shapes.raw_problems(op, status, headers, data)
     assert not failures, failures[:10]
     assert "Traceback" not in server.log_path.read_text()
 
@@ -154,5 +158,7 @@ def test_json_apis_answer_bad_input_with_aws_errors(server, service, prefix):
                 and (code not in _allowed(op) | {"InvalidParameterException"} or not _message(data))
             ):
                 failures.append((name, body[:60], status, data[:160]))
+            else:  # the body as the model has it: the output or the error's shape
+                failures += shapes.raw_problems(op, status, headers, data)
     assert not failures, failures[:10]
     assert "Traceback" not in server.log_path.read_text()
