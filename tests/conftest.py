@@ -14,7 +14,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import boto3
 import pytest
@@ -27,21 +27,13 @@ from botocore.exceptions import ClientError
 import shapes
 
 # PostgreSQL and S3 fixtures (a module of their own: pg_url, s3_service, s3_bucket, s3_env).
-from services import pg_url, s3_bucket, s3_env, s3_service  # noqa: F401
+from services import missing_service, pg_url, s3_bucket, s3_env, s3_service  # noqa: F401
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: creates namespaces and cgroups"
 )
-
-
-def missing_service(why: str) -> NoReturn:
-    """A broker or database a test needs is not answering: skip, saying why; in CI, where
-    .ci/run starts every one of them, fail instead, so a dead service cannot pass green."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{why}; .ci/run should have started it")
-    pytest.skip(why)
 
 
 def _process_backend_usable() -> str | None:

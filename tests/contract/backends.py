@@ -9,9 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
-
-from services import fresh_database, postgres_problem
+from services import fresh_database, missing_service, postgres_problem
 
 T = TypeVar("T")
 
@@ -39,7 +37,7 @@ def opener(
             yield open_sqlite
             return
         if postgres_problem():
-            pytest.skip(postgres_problem() or "")
+            missing_service(postgres_problem() or "")
         from firebox.store.postgres import PostgresDatabase
 
         with fresh_database() as url:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from firebox.store.logs.base import LogStore
-from services import fresh_database, postgres_problem
+from services import fresh_database, missing_service, postgres_problem
 
 Opener = Callable[[], LogStore]
 DAY_MS = 86_400_000
@@ -30,7 +30,7 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         yield open_sqlite
     else:
         if postgres_problem():
-            pytest.skip(postgres_problem() or "")
+            missing_service(postgres_problem() or "")
         from firebox.store.logs.postgres import PostgresLogStore
         from firebox.store.postgres import PostgresDatabase
 

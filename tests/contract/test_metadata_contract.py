@@ -12,7 +12,7 @@ import pytest
 
 from firebox.store.metadata.base import Delete, DeletePrefix, MetadataStore, Put
 from firebox.store.metadata.feed import EVERYTHING, Change
-from services import fresh_database, postgres_problem
+from services import fresh_database, missing_service, postgres_problem
 
 Opener = Callable[[], MetadataStore]
 
@@ -31,7 +31,7 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         yield open_sqlite
     else:
         if postgres_problem():
-            pytest.skip(postgres_problem() or "")
+            missing_service(postgres_problem() or "")
         from firebox.store.metadata.postgres import PostgresMetadataStore
         from firebox.store.postgres import PostgresDatabase
 
