@@ -1,7 +1,9 @@
 """Function logs: the platform's START/END/REPORT lines, the tail, and buffered writing.
 
-Log writes are buffered in memory and flushed off the hot path; an invoke never waits
-on the log store.
+Log writes are buffered in memory and flushed off the hot path; a synchronous invoke never
+waits on the log store, so a crash can lose the last flush interval (~0.2 s) of its lines.
+Work whose completion is recorded elsewhere (an async event, a broker message) first waits
+on ``LogWriter.durable``, so that what is recorded as done always has its lines on disk.
 """
 
 from __future__ import annotations
@@ -87,8 +89,17 @@ class LogTail:
         return base64.b64encode(self.text()).decode()
 
 
+class LogsNotWritten(Exception):
+    """Log lines that someone waited on could not be written to the log store."""
+
+
 class LogWriter:
-    """Collects events per stream and writes them in batches from a background task."""
+    """Collects events per stream and writes them in batches from a background task.
+
+    Lines wait up to ``flush_interval_s`` to be written, unless someone waits on
+    ``durable()``: then the writer commits at once, and every waiter that arrives during a
+    commit shares the next one (group commit: one sync for many waiters).
+    """
 
     def __init__(self, store: LogStore, flush_interval_s: float = 0.2) -> None:
         self.store = store
@@ -96,33 +107,78 @@ class LogWriter:
         self._interval = flush_interval_s
         self._wake = asyncio.Event()
         self._pending_count = 0
+        # Positions in the sequence of all events appended: how many were appended, how many
+        # were written or given up on, and the end of the last batch that failed to write.
+        self._appended = 0
+        self._done = 0
+        self._lost_through = 0
+        # (since, upto, future) of each durable() call still waiting.
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._flushing = asyncio.Lock()
 
     def append(self, group: str, stream: str, events: list[Event]) -> None:
         self._pending[(group, stream)].extend(events)
         self._pending_count += len(events)
+        self._appended += len(events)
         if self._pending_count >= EARLY_FLUSH_EVENTS:
             # A chatty function: write now rather than let the buffer grow for the interval.
             self._wake.set()
 
-    async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, defaultdict(list)
-        self._pending_count = 0
-        try:
-            await asyncio.to_thread(self._write, batch)
-        except Exception:
-            # Never let one failed write end the writer task: later logs must still land.
-            log.exception("writing function logs failed")
+    def position(self) -> int:
+        """A mark in the sequence of appended events, for ``durable(since=…)``."""
+        return self._appended
 
-    def _write(self, batch: dict[tuple[str, str], list[Event]]) -> None:
-        for (group, stream), events in batch.items():
-            self.store.append(group, stream, events)
+    async def durable(self, since: int = 0) -> None:
+        """Return once every event appended so far is committed and synced to disk.
+
+        Raises LogsNotWritten if a batch that may hold events appended after ``since`` (a
+        ``position()``) failed to write: they are lost. Needs ``run()`` to be running."""
+        upto = self._appended
+        if self._done < upto:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append((since, upto, future))
+            self._wake.set()
+            await future
+        elif self._lost_through > since:
+            raise LogsNotWritten(f"log events {since + 1}..{upto} may not have been written")
+
+    async def flush(self) -> None:
+        async with self._flushing:
+            if self._pending:
+                batch, self._pending = self._pending, defaultdict(list)
+                self._pending_count = 0
+                end = self._appended
+                try:
+                    await asyncio.to_thread(self.store.append_batch, batch)
+                except Exception:
+                    # Never let one failed write end the writer task: later logs must still
+                    # land. Whoever waits on these lines is told they are lost.
+                    log.exception("writing function logs failed")
+                    self._lost_through = end
+                self._done = end
+            self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        still: list[tuple[int, int, asyncio.Future[None]]] = []
+        for since, upto, future in self._waiters:
+            if upto > self._done:
+                still.append((since, upto, future))
+            elif future.done():
+                pass  # its caller was cancelled
+            elif self._lost_through > since:
+                future.set_exception(
+                    LogsNotWritten(f"log events {since + 1}..{upto} may not have been written")
+                )
+            else:
+                future.set_result(None)
+        self._waiters = still
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+            if not self._waiters:
+                # Nobody is waiting: let lines gather for the interval (or a big buffer).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             await self.flush()
 

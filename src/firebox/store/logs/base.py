@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,7 +49,12 @@ class LogStore(Protocol):
     """
 
     def append(self, group: str, stream: str, events: Sequence[Event]) -> None:
-        """Append events to a stream, creating the group and stream as needed."""
+        """Append events to a stream, creating the group and stream as needed; on disk
+        (synced) when it returns."""
+
+    def append_batch(self, batch: Mapping[tuple[str, str], Sequence[Event]]) -> None:
+        """Append events to several (group, stream)s in one transaction, on disk (synced)
+        when it returns: one sync for all of them."""
 
     def create_group(self, group: str) -> bool: ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from firebox.store.logs.base import Cursor, Event, GroupInfo, StoredEvent, StreamInfo
@@ -90,27 +90,36 @@ class PostgresLogStore:
     # --- writes -------------------------------------------------------------------
 
     def append(self, group: str, stream: str, events: Sequence[Event]) -> None:
-        if not events:
+        self.append_batch({(group, stream): events})
+
+    def append_batch(self, batch: Mapping[tuple[str, str], Sequence[Event]]) -> None:
+        batch = {key: events for key, events in batch.items() if events}
+        if not batch:
             return
         now = _now_ms()
-        encoded = [(ts, _enc(msg)) for ts, msg in events]
-        size = sum(len(data) + 26 for _, data in encoded)  # 26: AWS's per-event overhead
-        first = min(ts for ts, _ in events)
-        last = max(ts for ts, _ in events)
         with self._db.connection() as conn:
-            gid, sid = self._ensure(conn, group, stream, now)
+            ids = {key: self._ensure(conn, key[0], key[1], now) for key in batch}
+            # One transaction, so one commit (one WAL flush) for every stream of the batch.
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO firebox_log_events (group_id, stream_id, ts, ingest_ms, message)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    [(gid, sid, ts, now, data) for ts, data in encoded],
-                )
-                cur.execute(
-                    "UPDATE firebox_log_streams SET first_ts = least(coalesce(first_ts, %s), %s),"
-                    " last_ts = greatest(coalesce(last_ts, %s), %s), last_ingest_ms = %s,"
-                    " stored_bytes = stored_bytes + %s WHERE id = %s",
-                    (first, first, last, last, now, size, sid),
-                )
+                for key, events in batch.items():
+                    gid, sid = ids[key]
+                    encoded = [(ts, _enc(msg)) for ts, msg in events]
+                    size = sum(len(data) + 26 for _, data in encoded)  # AWS's overhead: 26
+                    first = min(ts for ts, _ in events)
+                    last = max(ts for ts, _ in events)
+                    cur.executemany(
+                        "INSERT INTO firebox_log_events"
+                        " (group_id, stream_id, ts, ingest_ms, message)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        [(gid, sid, ts, now, data) for ts, data in encoded],
+                    )
+                    cur.execute(
+                        "UPDATE firebox_log_streams SET"
+                        " first_ts = least(coalesce(first_ts, %s), %s),"
+                        " last_ts = greatest(coalesce(last_ts, %s), %s), last_ingest_ms = %s,"
+                        " stored_bytes = stored_bytes + %s WHERE id = %s",
+                        (first, first, last, last, now, size, sid),
+                    )
 
     def create_group(self, group: str) -> bool:
         with self._db.connection() as conn:
