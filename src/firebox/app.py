@@ -218,6 +218,7 @@ class App:
             self.resolver,
             self.event_configs,
             self.catalog.arn,
+            self.log_writer,
         )
         self.committer.on_written.append(self.pollers.notify)
         # A deleted function's queued events go to the failure path (dead letters).
@@ -310,9 +311,10 @@ class App:
 
     async def stop(self) -> None:
         await self.triggers.stop()
-        for task in self._tasks:
+        # In the reverse order of their start, each gone before the next stops: the pollers
+        # record what already ran while the log writer still commits its lines.
+        for task in reversed(self._tasks):
             task.cancel()
-        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()

@@ -14,7 +14,10 @@ Lambda's rules, which this follows:
 
 One fetcher claims due events (a lease as long as any function can run) and hands them to
 ``settings.async_pollers`` workers; each event ends in one queue call (retry or complete),
-so a crash at any point leaves it either queued or done — never lost.
+so a crash at any point leaves it either queued or done — never lost. That call is made
+only once the invocation's log lines are on disk (``LogWriter.durable``): an event recorded
+as done always has its record in the Logs API. The worker does not wait for that write: it
+runs its next event while the log writer commits the lines of many events at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +38,7 @@ from firebox.control.event_invoke import AsyncConfig, EventInvokeConfigs, lambda
 from firebox.control.resolve import Resolver
 from firebox.errors import ResourceNotFound, TooManyRequests
 from firebox.invoke.sync import Invoker, InvokeResult
+from firebox.observe.logs import LogsNotWritten, LogWriter
 from firebox.settings import Settings
 from firebox.store.queue.base import Completion, DeadLetter, EventQueue, QueuedEvent
 from firebox.workers.environment import new_request_id
@@ -44,6 +50,10 @@ LEASE_S = 960.0
 # Upper bound on how long the fetcher sleeps when it knows of nothing due (another process
 # may share a server-side queue; the wake-up event covers this process's own writes).
 IDLE_POLL_S = 1.0
+# Events per worker that may wait for their log lines to be written while it runs the next.
+SETTLING_PER_WORKER = 4
+# On a clean stop, how long finished events may take to be recorded.
+SETTLE_ON_STOP_S = 5.0
 
 
 def iso_now(now: float) -> str:
@@ -57,6 +67,16 @@ def _json_or_text(data: bytes) -> Any:
         return data.decode("utf-8", "replace")
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a run of an event leaves to record: ``record`` writes it to the queue once the
+    log lines appended since ``mark`` are on disk."""
+
+    config: AsyncConfig
+    mark: int
+    record: Callable[[], Awaitable[Any]]
+
+
 class Pollers:
     def __init__(
         self,
@@ -66,10 +86,12 @@ class Pollers:
         resolver: Resolver,
         configs: EventInvokeConfigs,
         arn: Any,
+        logs: LogWriter,
     ) -> None:
         self.settings = settings
         self.queue = queue
         self.invoker = invoker
+        self.logs = logs
         self.resolver = resolver
         self.configs = configs
         self.arn = arn  # (name, qualifier) -> function ARN
@@ -78,6 +100,8 @@ class Pollers:
         self._slot_free = asyncio.Event()
         self._busy = 0
         self._rng = random.Random()
+        self._settling: set[asyncio.Task[None]] = set()
+        self._settle_slots = asyncio.Semaphore(self.concurrency * SETTLING_PER_WORKER)
 
     def on_function_deleted(self, name: str) -> None:
         """Catalog.on_delete: the function's queued events go to the dead letters."""
@@ -100,6 +124,12 @@ class Pollers:
             for task in workers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            # Events that ran and wait for their log lines: record them rather than run them
+            # again after a restart (the log writer is stopped after the pollers).
+            if self._settling:
+                await asyncio.wait(set(self._settling), timeout=SETTLE_ON_STOP_S)
+            for task in set(self._settling):
+                task.cancel()
 
     async def _fetch(self, work: asyncio.Queue[QueuedEvent]) -> None:
         while True:
@@ -128,58 +158,97 @@ class Pollers:
 
     async def _worker(self, work: asyncio.Queue[QueuedEvent]) -> None:
         while True:
-            event = await work.get()
-            self._busy += 1
+            # A worker with too many events still settling waits for one of them: a log store
+            # that stopped answering stops the pollers instead of filling memory.
+            await self._settle_slots.acquire()
+            settling = False
             try:
-                await self.process(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The event stays leased and comes back when the lease ends (or at restart).
-                log.exception("processing event %s failed", event.request_id)
+                event = await work.get()
+                self._busy += 1
+                try:
+                    outcome = await self._run(event)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # The event stays leased and comes back when the lease ends (or restart).
+                    log.exception("processing event %s failed", event.request_id)
+                    continue
+                finally:
+                    self._busy -= 1
+                    self._slot_free.set()
+                # The worker goes on to its next event while this one's log lines are written.
+                task = asyncio.create_task(self._settle(event, outcome))
+                self._settling.add(task)
+                task.add_done_callback(self._settled)
+                settling = True
             finally:
-                self._busy -= 1
-                self._slot_free.set()
+                if not settling:
+                    self._settle_slots.release()
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        self._settle_slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            # The event stays leased and comes back when the lease ends (or at restart).
+            log.error("recording an async event failed", exc_info=task.exception())
 
     # --- one event ----------------------------------------------------------------
 
     async def process(self, event: QueuedEvent) -> None:
+        """Run one event and record its outcome in the queue."""
+        await self._settle(event, await self._run(event))
+
+    async def _settle(self, event: QueuedEvent, outcome: _Outcome) -> None:
+        """Record an event's outcome once the log lines of its invocation are on disk, so
+        that an event the queue calls done always has its record in the Logs API."""
+        try:
+            await self.logs.durable(since=outcome.mark)
+        except LogsNotWritten as exc:
+            # It ran, but its record is lost: run it again rather than call it done.
+            log.warning("async event %s: %s; running it again", event.request_id, exc)
+            await self._back_off(event, outcome.config)
+            return
+        await outcome.record()
+
+    async def _run(self, event: QueuedEvent) -> _Outcome:
+        """Invoke the function on one event; what to record in the queue afterwards."""
         config = self.configs.effective(event.function, event.qualifier)
+        mark = self.logs.position()
+
+        def outcome(record: Callable[[], Awaitable[None]]) -> _Outcome:
+            return _Outcome(config, mark, record)
+
         now = time.time()
         if now - event.enqueued_at >= config.max_age_s:
-            await self._fail(event, config, "EventAgeExceeded", None)
-            return
+            return outcome(lambda: self._fail(event, config, "EventAgeExceeded", None))
         ref = FunctionRef(event.function, event.qualifier)
         try:
             result = await self.invoker.invoke(
                 ref, event.payload, request_id=event.request_id, payload_checked=True
             )
         except TooManyRequests:
-            await self._back_off(event, config)
-            return
+            return outcome(lambda: self._back_off(event, config))
         except ResourceNotFound:
             # The function, version or alias is gone: no destination can be trusted to
             # belong to it any more, and AWS has no condition for this, so keep the event.
             completion = Completion(dead_letters=[self._dead(event, "FunctionNotFound", "", "")])
-            await asyncio.to_thread(self.queue.complete, event, completion)
-            return
+            return outcome(lambda: asyncio.to_thread(self.queue.complete, event, completion))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("async invoke of %s failed (%s); retrying", event.function, exc)
-            await self._back_off(event, config)
-            return
+            return outcome(lambda: self._back_off(event, config))
         event.invoke_count += 1
         event.throttles = 0
         if result.function_error is None:
-            await self._succeed(event, config, result)
-        elif event.retries < config.max_retries:
+            return outcome(lambda: self._succeed(event, config, result))
+        if event.retries < config.max_retries:
             delays = self.settings.async_retry_delays_s or (60.0,)
             delay = delays[min(event.retries, len(delays) - 1)]
             event.retries += 1
-            await self._retry(event, config, time.time() + delay)
-        else:
-            await self._fail(event, config, "RetriesExhausted", result)
+            due_at = time.time() + delay
+            return outcome(lambda: self._retry(event, config, due_at))
+        return outcome(lambda: self._fail(event, config, "RetriesExhausted", result))
 
     async def _back_off(self, event: QueuedEvent, config: AsyncConfig) -> None:
         base = self.settings.async_throttle_delay_s

@@ -4,7 +4,9 @@ reconnecting when the broker goes away.
 
 A message is acknowledged to its broker only after the function succeeded on it (or it
 was filtered out, or handed to the OnFailure destination), so a crash of the function, the
-poller or the whole server leaves it unacknowledged and the broker redelivers it.
+poller or the whole server leaves it unacknowledged and the broker redelivers it. Nothing is
+acknowledged before the invocation's log lines are on disk (``LogWriter.durable``): a
+message the broker forgot always has its record in the Logs API.
 """
 
 from __future__ import annotations
@@ -178,7 +180,10 @@ class Poller:
             batch = keep
             if not batch:
                 return
+        mark = self.app.log_writer.position()
         failed, counted = await self._invoke(batch)
+        # Raises LogsNotWritten if they are lost: the batch is then redelivered (run()).
+        await self.app.log_writer.durable(since=mark)
         ok = [m for m in batch if m.id not in failed]
         if ok:
             await self.source.ack(ok)
