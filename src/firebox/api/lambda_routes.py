@@ -208,7 +208,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     invocation_type = inputs(request).get("InvocationType") or "RequestResponse"
     payload = await request.read()
     if invocation_type == "DryRun":
-        app.resolver.resolve(ref.name, ref.qualifier)
+        await app.resolver.resolve(ref.name, ref.qualifier)
         return web.Response(status=204)
     if invocation_type == "Event":
         return await app.enqueue_event(ref, payload, request)

@@ -48,7 +48,7 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
     invocation_type = inputs(request).get("InvocationType") or "RequestResponse"
     payload = await request.read()
     if invocation_type == "DryRun":
-        app.resolver.resolve(ref.name, ref.qualifier)
+        await app.resolver.resolve(ref.name, ref.qualifier)
         return web.Response(status=204)
     log_tail, client_context = invoke_headers(request)
     stream = ResponseStream()

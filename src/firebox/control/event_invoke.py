@@ -7,6 +7,7 @@ metadata store: ``event_invoke_config {name}/{qualifier}``. They go when the fun
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -198,11 +199,16 @@ class EventInvokeConfigs:
         ]:
             self._cache.pop(key, None)
 
-    def effective(self, name: str, qualifier: str | None) -> AsyncConfig:
-        q = qualifier or LATEST
-        cached = self._cache.get((name, q))
+    async def effective(self, name: str, qualifier: str | None) -> AsyncConfig:
+        """The config an event runs with: from memory, else read in a worker thread (the
+        pollers run on the event loop, and a read can wait behind a write's fsync)."""
+        cached = self._cache.get((name, qualifier or LATEST))
         if cached is not None:
             return cached
+        return await asyncio.to_thread(self._load, name, qualifier)
+
+    def _load(self, name: str, qualifier: str | None) -> AsyncConfig:
+        q = qualifier or LATEST
         generation = self._generation
         doc = self.c.store.get(EVENT_INVOKE_CONFIG, f"{name}/{q}") or {}
         retries = doc.get("MaximumRetryAttempts")

@@ -223,7 +223,7 @@ class ProvisionedConcurrency:
         doc = await asyncio.to_thread(self.c.store.get, PROVISIONED, key)
         if doc is not None:
             try:
-                fv = self.resolver.resolve(name, qualifier)
+                fv = await self.resolver.resolve(name, qualifier)
             except ResourceNotFound:
                 # The version or alias went away: so does its config.
                 await asyncio.to_thread(self.c.store.delete, PROVISIONED, key)

@@ -1,11 +1,14 @@
 """Resolving (function, qualifier) to the exact version an invoke runs, from memory.
 
 The invoke path must not touch the database: resolved versions are cached here and the
-cache is dropped for a function whenever the control plane changes it.
+cache is dropped for a function whenever the control plane changes it. A miss reads the
+metadata store in a worker thread, never on the event loop (a read can wait behind a
+write's fsync), and concurrent misses for the same target share that one read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +105,9 @@ class Resolver:
         # Bumped on every change to a function, so that a load that raced with a write
         # (control-plane writes run in worker threads) is never cached.
         self._generation: dict[str, int] = {}
+        # Loads in flight, with the generation they started at: a caller joins one only if
+        # no write came since, so it never sees a version older than its own last write.
+        self._loading: dict[tuple[str, str], tuple[int, asyncio.Future[_Target]]] = {}
         self._rng = random.Random()
         catalog.listeners.append(self.invalidate)
 
@@ -110,16 +116,35 @@ class Resolver:
         for key in [k for k in list(self._cache) if k[0] == name]:
             self._cache.pop(key, None)
 
-    def resolve(self, name: str, qualifier: str | None) -> FunctionVersion:
+    async def resolve(self, name: str, qualifier: str | None) -> FunctionVersion:
         """The version to run; raises ResourceNotFound for unknown names and qualifiers."""
         q = qualifier or LATEST
         target = self._cache.get((name, q))
         if target is None:
-            generation = self._generation.get(name, 0)
-            target = self._load(name, q)
-            if self._generation.get(name, 0) == generation:
-                self._cache[(name, q)] = target
+            target = await self._load_shared(name, q)
         return target.pick(self._rng)
+
+    async def _load_shared(self, name: str, qualifier: str) -> _Target:
+        key = (name, qualifier)
+        generation = self._generation.get(name, 0)
+        loading = self._loading.get(key)
+        if loading is None or loading[0] != generation:
+            future = asyncio.ensure_future(asyncio.to_thread(self._load, name, qualifier))
+            loading = (generation, future)
+            self._loading[key] = loading
+            future.add_done_callback(lambda f: self._loaded(key, generation, f))
+        # Shielded: one caller giving up does not cancel the read the others wait on.
+        return await asyncio.shield(loading[1])
+
+    def _loaded(
+        self, key: tuple[str, str], generation: int, future: asyncio.Future[_Target]
+    ) -> None:
+        if self._loading.get(key, (None, None))[1] is future:
+            del self._loading[key]
+        if future.cancelled() or future.exception() is not None:
+            return
+        if self._generation.get(key[0], 0) == generation:
+            self._cache[key] = future.result()
 
     def _version(self, name: str, function: Doc, version: str) -> FunctionVersion:
         if version == LATEST:

@@ -84,7 +84,7 @@ class EventIntake:
         self, ref: FunctionRef, payload: bytes, *, request_id: str | None = None
     ) -> str:
         """Validate and durably queue one event; its request id once it is on disk."""
-        self.resolver.resolve(ref.name, ref.qualifier)  # ResourceNotFound for unknown targets
+        await self.resolver.resolve(ref.name, ref.qualifier)  # ResourceNotFound for unknown targets
         payload = check_payload(payload, MAX_EVENT_PAYLOAD_BYTES, "Event")
         rid = request_id or new_request_id()
         await self.committer.put(QueuedEvent(rid, ref.name, ref.qualifier, payload, time.time()))

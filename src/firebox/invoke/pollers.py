@@ -212,7 +212,7 @@ class Pollers:
 
     async def _run(self, event: QueuedEvent) -> _Outcome:
         """Invoke the function on one event; what to record in the queue afterwards."""
-        config = self.configs.effective(event.function, event.qualifier)
+        config = await self.configs.effective(event.function, event.qualifier)
         mark = self.logs.position()
 
         def outcome(record: Callable[[], Awaitable[None]]) -> _Outcome:
@@ -278,7 +278,7 @@ class Pollers:
         if config.on_failure:
             self._deliver_record(completion, event, config.on_failure, condition, record)
             routed = True
-        dlq = self._dead_letter_target(event)
+        dlq = await self._dead_letter_target(event)
         if dlq:
             target = lambda_target(dlq)
             if target is not None:
@@ -328,9 +328,9 @@ class Pollers:
             record,
         )
 
-    def _dead_letter_target(self, event: QueuedEvent) -> str:
+    async def _dead_letter_target(self, event: QueuedEvent) -> str:
         try:
-            fv = self.resolver.resolve(event.function, event.qualifier)
+            fv = await self.resolver.resolve(event.function, event.qualifier)
         except ResourceNotFound:
             return ""
         return str((fv.config.get("DeadLetterConfig") or {}).get("TargetArn") or "")

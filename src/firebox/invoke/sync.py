@@ -98,7 +98,7 @@ class Invoker:
 
         With ``stream``, a function that streams its response sends it there as it comes
         (workers/stream.py); the result then carries an empty payload."""
-        fv = self.resolver.resolve(ref.name, ref.qualifier)
+        fv = await self.resolver.resolve(ref.name, ref.qualifier)
         if not payload_checked:
             payload = check_payload(payload)
         request_id = request_id or new_request_id()
