@@ -251,7 +251,8 @@ async def _code(request: web.Request) -> web.StreamResponse:
     ):
         raise AccessDenied("Request has expired or its signature is invalid")
     try:
-        data = app.code.get(sha)
+        # Up to 50 MB from disk: read in a worker thread, not on the loop serving invokes.
+        data = await asyncio.to_thread(app.code.get, sha)
     except KeyError:
         raise AccessDenied("The specified key does not exist.") from None
     return web.Response(body=data, content_type="application/zip")

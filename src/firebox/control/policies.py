@@ -11,6 +11,7 @@ the same document a user sees.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import re
@@ -72,6 +73,8 @@ class Policies:
         # The trigger paths check policies per request: keep parsed statements in memory,
         # dropped on every write (writes come from worker threads; a dict pop is atomic).
         self._cache: dict[str, list[Doc]] = {}
+        # Bumped on every drop: statements read while a write raced are not kept.
+        self._changes = 0
         catalog.on_delete.append(self.drop_function)
         catalog.listeners.append(self.prune)
 
@@ -131,7 +134,7 @@ class Policies:
             doc["Statement"].append(statement)
             doc["RevisionId"] = new_revision()
             self.c.store.put(POLICY, _key(name, qualifier), doc)
-            self._cache.pop(_key(name, qualifier), None)
+            self._forget(_key(name, qualifier))
         return {"Statement": json.dumps(statement)}
 
     def remove(self, name: str, qualifier: str | None, sid: str, revision: str | None) -> None:
@@ -152,7 +155,7 @@ class Policies:
                 self.c.store.put(POLICY, _key(name, qualifier), doc)
             else:
                 self.c.store.delete(POLICY, _key(name, qualifier))
-            self._cache.pop(_key(name, qualifier), None)
+            self._forget(_key(name, qualifier))
 
     def get(self, name: str, qualifier: str | None) -> Doc:
         self._check_target(name, qualifier)
@@ -165,8 +168,9 @@ class Policies:
     def drop_function(self, name: str) -> None:
         """The function is gone: so are all its policies (catalog.on_delete hook)."""
         self.c.store.batch([DeletePrefix(POLICY, f"{name}/")])
+        self._changes += 1  # also for a read in flight of a policy not cached yet
         for key in [k for k in list(self._cache) if k.startswith(f"{name}/")]:
-            self._cache.pop(key, None)
+            self._forget(key)
 
     def prune(self, name: str) -> None:
         """catalog.listeners hook: a deleted alias or version takes its policy with it."""
@@ -183,20 +187,23 @@ class Policies:
 
     def drop_qualifier(self, name: str, qualifier: str) -> None:
         self.c.store.delete(POLICY, _key(name, qualifier))
-        self._cache.pop(_key(name, qualifier), None)
+        self._forget(_key(name, qualifier))
 
     # --- enforcement ---------------------------------------------------------------------
 
-    def statements(self, name: str, qualifier: str | None) -> list[Doc]:
-        key = _key(name, qualifier)
-        cached = self._cache.get(key)
-        if cached is None:
-            doc = self.c.store.get(POLICY, key)
-            cached = list(doc["Statement"]) if doc else []
-            self._cache[key] = cached
-        return cached
+    def _forget(self, key: str) -> None:
+        self._changes += 1
+        self._cache.pop(key, None)
 
-    def allows(
+    def _load(self, key: str) -> list[Doc]:
+        changes = self._changes
+        doc = self.c.store.get(POLICY, key)
+        statements = list(doc["Statement"]) if doc else []
+        if changes == self._changes:
+            self._cache[key] = statements
+        return statements
+
+    async def allows(
         self,
         name: str,
         qualifier: str | None,
@@ -208,8 +215,15 @@ class Policies:
         url_auth_type: str | None = None,
         anonymous: bool = False,
     ) -> bool:
-        """Whether a statement lets ``service`` (or an anonymous caller) do ``action``."""
-        for s in self.statements(name, qualifier):
+        """Whether a statement lets ``service`` (or an anonymous caller) do ``action``.
+
+        The statements come from memory, or are read in a worker thread (trigger paths
+        run on the event loop)."""
+        key = _key(name, qualifier)
+        statements = self._cache.get(key)
+        if statements is None:
+            statements = await asyncio.to_thread(self._load, key)
+        for s in statements:
             if s.get("Effect") != "Allow":
                 continue
             if s["Action"] not in (action, "lambda:*", "*"):

@@ -10,6 +10,7 @@ Firebox's URL server (settings.url_port).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import string
 from typing import Any
@@ -50,6 +51,8 @@ class FunctionUrls:
         self.base_url = base_url
         # url id -> (name, qualifier, config); the URL server's hot path reads only this.
         self._by_id: dict[str, tuple[str, str | None, Doc]] = {}
+        # Bumped whenever an entry is dropped: a lookup that raced with a write is not kept.
+        self._changes = 0
         catalog.on_delete.append(self.drop_function)
         catalog.listeners.append(self.prune)
 
@@ -95,7 +98,7 @@ class FunctionUrls:
                     Put(URL_ID, url_id, {"name": name, "qualifier": qualifier}),
                 ]
             )
-            self._by_id.pop(url_id, None)
+            self._forget(url_id)
         return self._public(doc, last_modified=False)
 
     def get(self, name: str, qualifier: str | None) -> Doc:
@@ -122,7 +125,7 @@ class FunctionUrls:
                     doc["Cors"] = cors
             doc["LastModifiedTime"] = now_iso()
             self.c.store.put(URL, _key(name, qualifier), doc)
-            self._by_id.pop(doc["_id"], None)
+            self._forget(doc["_id"])
         return self._public(doc)
 
     def delete(self, name: str, qualifier: str | None) -> None:
@@ -132,7 +135,7 @@ class FunctionUrls:
             if doc is None:
                 raise RESOURCE_NOT_FOUND()
             self.c.store.batch([Delete(URL, _key(name, qualifier)), Delete(URL_ID, doc["_id"])])
-            self._by_id.pop(doc["_id"], None)
+            self._forget(doc["_id"])
 
     def list(self, name: str, marker: str | None, max_items: int | None) -> Doc:
         if self.c.store.get(FUNCTION, name) is None:
@@ -149,7 +152,7 @@ class FunctionUrls:
         writes: list[Put | Delete] = []
         for key, doc in self.c.store.list(URL, prefix=f"{name}/"):
             writes += [Delete(URL, key), Delete(URL_ID, doc["_id"])]
-            self._by_id.pop(doc["_id"], None)
+            self._forget(doc["_id"])
         if writes:
             self.c.store.batch(writes)
 
@@ -159,15 +162,24 @@ class FunctionUrls:
             alias = key.split("/", 1)[1]
             if alias and self.c.store.get(ALIAS, f"{name}/{alias}") is None:
                 self.c.store.batch([Delete(URL, key), Delete(URL_ID, doc["_id"])])
-                self._by_id.pop(doc["_id"], None)
+                self._forget(doc["_id"])
 
-    def lookup(self, url_id: str) -> tuple[str, str | None, Doc] | None:
-        """(function, qualifier, config) for a URL id, from memory after the first hit."""
+    def _forget(self, url_id: str) -> None:
+        self._changes += 1
+        self._by_id.pop(url_id, None)
+
+    async def lookup(self, url_id: str) -> tuple[str, str | None, Doc] | None:
+        """(function, qualifier, config) for a URL id: from memory after the first hit, the
+        first read in a worker thread (it serves on the event loop)."""
         hit = self._by_id.get(url_id)
         if hit is not None:
             return hit
         if len(url_id) != 32 or not url_id.isalnum():
             return None
+        return await asyncio.to_thread(self._load, url_id)
+
+    def _load(self, url_id: str) -> tuple[str, str | None, Doc] | None:
+        changes = self._changes
         index = self.c.store.get(URL_ID, url_id)
         if index is None:
             return None
@@ -175,5 +187,6 @@ class FunctionUrls:
         if doc is None:
             return None
         hit = (index["name"], index["qualifier"], doc)
-        self._by_id[url_id] = hit
+        if changes == self._changes:
+            self._by_id[url_id] = hit
         return hit

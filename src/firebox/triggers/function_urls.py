@@ -187,7 +187,7 @@ class UrlServer:
         if located is None:
             return _message(403, "Forbidden")
         url_id, path, _ = located
-        hit = self.app.triggers.urls.lookup(url_id)
+        hit = await self.app.triggers.urls.lookup(url_id)
         if hit is None:
             return _message(403, "Forbidden")
         name, qualifier, config = hit
@@ -210,7 +210,7 @@ class UrlServer:
                 return await _forbidden(request)
             if signed.caller.service != "lambda":
                 return await _forbidden(request)
-        elif not self.app.triggers.policies.allows(
+        elif not await self.app.triggers.policies.allows(
             name, qualifier, "lambda:InvokeFunctionUrl", url_auth_type="NONE", anonymous=True
         ):
             return await _forbidden(request)

@@ -387,7 +387,7 @@ class Rules:
             ref: FunctionRef = parse_function_ref(target["Arn"])
         except FireboxError:
             return False
-        if not self.app.triggers.policies.allows(
+        if not await self.app.triggers.policies.allows(
             ref.name,
             ref.qualifier,
             "lambda:InvokeFunction",
