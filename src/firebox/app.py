@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +65,10 @@ from firebox.workers.manager import WorkerManager
 
 log = logging.getLogger(__name__)
 
+# What survives a change to a function: its (name, version, revision)s, and every
+# function's reserved concurrency.
+_Live = tuple[set[tuple[str, str, str]], dict[str, int]]
+
 
 def make_backend(settings: Settings) -> SandboxBackend:
     """The isolation backend named in settings (the one place names become classes)."""
@@ -107,7 +113,7 @@ def make_metadata(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Metad
         from firebox.store.metadata.postgres import PostgresMetadataStore
 
         return PostgresMetadataStore(dbs[settings.database_url])
-    return SqliteMetadataStore(settings.data_dir / "metadata.db")
+    return SqliteMetadataStore(settings.data_dir / "metadata.db", settings.test_commit_delay_s)
 
 
 def make_log_store(settings: Settings, dbs: dict[str, PostgresDatabase]) -> LogStore:
@@ -234,6 +240,13 @@ class App:
         self.registrars.append(provisioned_routes.register)
         self.registrars.append(streaming_routes.register)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        # Ordering of the reads behind _apply_change: a counter (next() on it is atomic),
+        # and the last one applied.
+        self._change_seq = itertools.count()
+        self._retired_at: dict[str, int] = {}
+        self._reserved_at = -1
+        self._change_tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Function URLs, policies, EventBridge rules, event source mappings.
@@ -251,19 +264,59 @@ class App:
         return presign_code_url(self.url_secret, self.settings.endpoint_url, sha)
 
     def _on_function_changed(self, name: str) -> None:
-        # Control-plane writes run in worker threads: hop to the loop for the data plane.
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._apply_change, name)
+        """catalog listener, called by the thread that made the write, right after it.
 
-    def _apply_change(self, name: str) -> None:
+        What survives the change is read here, off the loop (a read can wait behind another
+        write's fsync), and handed to the loop before the write's caller gets its reply: a
+        client that changed a function sees the change in force on its next invoke."""
+        loop = self._loop
+        if loop is None:
+            return
+        seq = next(self._change_seq)
+        if threading.get_ident() == self._loop_thread:
+            # A write made on the loop itself: read in a worker thread instead.
+            task = loop.create_task(self._apply_change_later(name, seq))
+            self._change_tasks.add(task)
+            task.add_done_callback(self._change_tasks.discard)
+            return
+        try:
+            live = self._live_revisions(name)
+        except Exception:
+            log.exception("reading the state of function %s after a change failed", name)
+            return
+        loop.call_soon_threadsafe(self._apply_change, name, seq, live)
+
+    async def _apply_change_later(self, name: str, seq: int) -> None:
+        try:
+            live = await asyncio.to_thread(self._live_revisions, name)
+        except Exception:
+            log.exception("reading the state of function %s after a change failed", name)
+            return
+        self._apply_change(name, seq, live)
+
+    def _apply_change(self, name: str, seq: int, live: _Live) -> None:
+        """Retire environments of revisions that no longer exist; refresh reservations.
+
+        Reads of concurrent changes can finish out of order: a result is applied only if
+        none read later was applied already."""
+        keep, reserved = live
+        if seq > self._retired_at.get(name, -1):
+            self._retired_at[name] = seq
+            self.manager.retire(name, keep)
+        if seq > self._reserved_at:
+            self._reserved_at = seq
+            self.limiter.set_reserved(reserved)
+
+    def _live_revisions(self, name: str) -> _Live:
+        """The (function, version, revision)s of the function that exist, and every
+        function's reserved concurrency."""
         doc = self.metadata.get(FUNCTION, name)
         keep: set[tuple[str, str, str]] = set()
         if doc is not None:
             keep.add((name, LATEST, doc["config"]["RevisionId"]))
             for _, v in self.metadata.list(VERSION, prefix=f"{name}/"):
                 keep.add((name, v["config"]["Version"], v["config"]["RevisionId"]))
-        self.manager.retire(name, keep)
-        self.limiter.set_reserved(self.functions.reserved_by_function())
+        return keep, self.functions.reserved_by_function()
 
     async def enqueue_event(
         self, ref: FunctionRef, payload: bytes, request: web.Request
@@ -288,6 +341,7 @@ class App:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         await self.backend.start()
         self.limiter.set_reserved(self.functions.reserved_by_function())
         web_app = build_api(self, self.registrars)

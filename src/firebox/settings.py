@@ -121,6 +121,10 @@ class Settings:
 
     log_level: str = "info"
 
+    # Test-only: every metadata write sleeps this long before its commit, holding the
+    # write lock, as a slow disk's fsync would (tests check nothing else waits on it).
+    test_commit_delay_s: float = 0.0
+
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -173,6 +177,8 @@ class Settings:
             raise SettingsError(
                 f"egress_allow must be CIDRs separated by commas (10.0.0.0/8,192.168.1.7): {exc}"
             ) from None
+        if not 0 <= self.test_commit_delay_s <= 10:
+            raise SettingsError("test_commit_delay_s must be 0-10 (a test-only setting)")
         self.data_dir = Path(self.data_dir).absolute()
         return self
 
