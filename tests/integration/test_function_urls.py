@@ -193,7 +193,7 @@ def test_methods_reach_function(public_url: str, method: str) -> None:
     assert event["queryStringParameters"] == {"x": "1,3", "y": "2"}
     assert event["cookies"] == ["c1=one", "c2=two"]
     assert event["headers"]["x-multi"] == "v1"
-    assert "cookie" not in event["headers"]
+    assert event["headers"]["cookie"] == "c1=one; c2=two"  # function URLs keep it
     ctx = event["requestContext"]
     assert ctx["http"]["method"] == method
     assert ctx["http"]["path"] == "/a/b"
@@ -205,6 +205,25 @@ def test_methods_reach_function(public_url: str, method: str) -> None:
         assert event["body"] == body.decode() and event["isBase64Encoded"] is False
     else:
         assert "body" not in event
+
+
+def test_encoded_path_and_query_reach_the_function_as_sent(public_url: str) -> None:
+    query = "b=x%20y&plus=a+b&encoded=a%2Bb&url=https%3A%2F%2Fe.com%2Fp&k=1&k=2&empty="
+    resp = call(public_url + "/space%20value/caf%C3%A9?" + query, headers={"Cookie": "t=a%20b"})
+    assert resp.status == 200
+    event = resp.json()
+    assert event["rawQueryString"] == query
+    assert event["rawPath"] == "/space%20value/caf%C3%A9"
+    assert event["requestContext"]["http"]["path"] == "/space value/café"
+    assert event["queryStringParameters"] == {
+        "b": "x y",
+        "plus": "a b",
+        "encoded": "a+b",
+        "url": "https://e.com/p",
+        "k": "1,2",
+        "empty": "",
+    }
+    assert event["cookies"] == ["t=a%20b"]
 
 
 def test_host_based_url(lam: Any, server: Server, fn: str, public_url: str) -> None:

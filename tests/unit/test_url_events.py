@@ -5,21 +5,18 @@ from __future__ import annotations
 import base64
 import json
 
-from multidict import CIMultiDict, MultiDict
+from multidict import CIMultiDict
 
 from firebox.triggers.url_events import build_event, is_text, map_result
 
 
-def _event(headers: list[tuple[str, str]], body: bytes = b"", query: str = "") -> dict:
-    q: MultiDict[str] = MultiDict()
-    for part in filter(None, query.split("&")):
-        k, _, v = part.partition("=")
-        q.add(k, v)
+def _event(
+    headers: list[tuple[str, str]], body: bytes = b"", query: str = "", path: str = "/p"
+) -> dict:
     return build_event(
         method="POST",
-        raw_path="/p",
+        raw_path=path,
         raw_query=query,
-        query=q,
         headers=CIMultiDict(headers),
         body=body,
         source_ip="10.0.0.1",
@@ -44,12 +41,49 @@ def test_headers_cookies_query() -> None:
     )
     assert ev["headers"]["x-a"] == "1,2"
     assert ev["cookies"] == ["a=1", "b=2", "c=3"]
+    # Function URLs keep the cookie header too (API Gateway's HTTP APIs drop it).
+    assert ev["headers"]["cookie"] == "a=1; b=2; c=3"
     assert ev["queryStringParameters"] == {"k": "1,2", "z": ""}
     assert ev["requestContext"]["http"]["userAgent"] == "ua"
     assert ev["requestContext"]["timeEpoch"] == 1700000000500
     assert ev["requestContext"]["time"] == "14/Nov/2023:22:13:20 +0000"
     assert ev["headers"]["x-forwarded-for"] == "10.0.0.1"
     assert ev["headers"]["x-forwarded-port"] == "9001"
+
+
+def test_raw_path_and_query_reach_the_function_exactly_as_sent() -> None:
+    query = (
+        "b=x%20y&repeat=one&repeat=two&redirect=https%3A%2F%2Fexample.com%2Fa%2Fb"
+        "&literalPlus=a+b&encodedPlus=a%2Bb&empty=&flag&caf%C3%A9=%E2%82%AC"
+    )
+    ev = _event([], query=query, path="/capture/space%20value/a%2Fb")
+    assert ev["rawQueryString"] == query
+    assert ev["rawPath"] == "/capture/space%20value/a%2Fb"
+    assert ev["requestContext"]["http"]["path"] == "/capture/space value/a/b"
+    # Decoded as a form is: '+' is a space, '%2B' a plus; repeated names comma-joined.
+    assert ev["queryStringParameters"] == {
+        "b": "x y",
+        "repeat": "one,two",
+        "redirect": "https://example.com/a/b",
+        "literalPlus": "a b",
+        "encodedPlus": "a+b",
+        "empty": "",
+        "flag": "",
+        "café": "€",
+    }
+
+
+def test_cookies_are_listed_undecoded() -> None:
+    ev = _event([("Cookie", "token=a%20b; theme=dark+blue;;  x=")])
+    assert ev["cookies"] == ["token=a%20b", "theme=dark+blue", "x="]
+    assert ev["headers"]["cookie"] == "token=a%20b; theme=dark+blue;;  x="
+
+
+def test_no_query_no_parameters() -> None:
+    ev = _event([])
+    assert ev["rawQueryString"] == ""
+    assert "queryStringParameters" not in ev
+    assert ev["rawPath"] == "/p" and ev["requestContext"]["http"]["path"] == "/p"
 
 
 def test_bodies() -> None:

@@ -235,8 +235,8 @@ class UrlServer:
         event = build_event(
             method=request.method,
             raw_path=path,
-            raw_query=request.query_string,
-            query=request.query,
+            # As sent: aiohttp's query_string is percent-decoded.
+            raw_query=request.raw_path.partition("?")[2],
             headers=request.headers,
             body=body,
             source_ip=request.remote or "",

@@ -1,9 +1,16 @@
 """Lambda's payload format 2.0 for function URLs: HTTP request → event, result → response.
 
-As Lambda does it: header names lowercased and repeated values comma-joined, cookies taken
-out of the headers into ``cookies``, repeated query parameters comma-joined, and a body
-that is not text passed base64-encoded with ``isBase64Encoded``. A result with a
-``statusCode`` is a response description; anything else is a 200 JSON body.
+As Lambda's function URLs do it (checked against events captured from AWS):
+- ``rawPath`` and ``rawQueryString`` are exactly as the client sent them, percent-encoding
+  and all; ``requestContext.http.path`` is the path percent-decoded;
+- ``queryStringParameters`` are decoded as a form is (``+`` is a space, ``%2B`` a plus),
+  repeated names comma-joined;
+- header names are lowercased and repeated values comma-joined; the ``cookie`` header
+  stays among them and its cookies are also listed, undecoded, in ``cookies`` (API
+  Gateway's HTTP APIs drop the header; function URLs keep it);
+- a body that is not text is passed base64-encoded with ``isBase64Encoded``.
+A result with a ``statusCode`` is a response description; anything else is a 200 JSON
+body.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 from multidict import CIMultiDict, MultiMapping
 
@@ -33,12 +41,20 @@ def is_text(content_type: str) -> bool:
     return ct.startswith(_TEXT_TYPES) or ct.endswith(("+json", "+xml"))
 
 
+def query_parameters(raw_query: str) -> dict[str, str]:
+    """``queryStringParameters`` from the query string as sent: form-decoded, repeated
+    names comma-joined, a name without ``=`` an empty value."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True, errors="replace"):
+        params[name] = f"{params[name]},{value}" if name in params else value
+    return params
+
+
 def build_event(
     *,
     method: str,
     raw_path: str,
     raw_query: str,
-    query: MultiMapping[str],
     headers: MultiMapping[str],
     body: bytes,
     source_ip: str,
@@ -49,6 +65,8 @@ def build_event(
     protocol: str = "HTTP/1.1",
     now: float | None = None,
 ) -> dict[str, Any]:
+    """The event for one request; ``raw_path`` and ``raw_query`` as the client sent them
+    (percent-encoded, without the ``?``)."""
     now = time.time() if now is None else now
     joined: dict[str, str] = {}
     cookies: list[str] = []
@@ -56,6 +74,8 @@ def build_event(
         lname = name.lower()
         if lname == "cookie":
             cookies += [c.strip() for c in value.split(";") if c.strip()]
+            # Several cookie headers make one, as HTTP/2 joins them (RFC 9113, 8.2.3).
+            joined[lname] = f"{joined[lname]}; {value}" if lname in joined else value
             continue
         joined[lname] = f"{joined[lname]},{value}" if lname in joined else value
     # What Lambda's front end adds (there it is a load balancer; here the caller itself).
@@ -65,14 +85,13 @@ def build_event(
     joined.setdefault("x-forwarded-proto", "http")
     if ":" in domain_name:
         joined.setdefault("x-forwarded-port", domain_name.rsplit(":", 1)[1])
-    params: dict[str, str] = {}
-    for name, value in query.items():
-        params[name] = f"{params[name]},{value}" if name in params else value
+    params = query_parameters(raw_query)
+    raw_path = raw_path or "/"
     stamp = datetime.fromtimestamp(now, UTC)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": raw_path or "/",
+        "rawPath": raw_path,
         "rawQueryString": raw_query,
         "headers": joined,
         "requestContext": {
@@ -82,7 +101,7 @@ def build_event(
             "domainPrefix": url_id,
             "http": {
                 "method": method,
-                "path": raw_path or "/",
+                "path": unquote(raw_path, errors="replace"),
                 "protocol": protocol,
                 "sourceIp": source_ip,
                 "userAgent": headers.get("User-Agent", ""),
