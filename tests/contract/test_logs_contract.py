@@ -88,6 +88,38 @@ def test_append_creates_group_and_stream_and_reads_in_time_order(store: LogStore
     assert (group.name, group.stored_bytes, group.retention_days) == ("/aws/lambda/f", sizes, None)
 
 
+def test_append_batch_writes_many_streams_at_once_and_seen_by_another_connection(
+    opener: Opener,
+) -> None:
+    store = opener()
+    t = now_ms()
+    store.append("/aws/lambda/f", "s1", [(t, "before")])
+    store.append_batch(
+        {
+            ("/aws/lambda/f", "s1"): [(t + 1, "one")],
+            ("/aws/lambda/f", "s2"): [(t + 2, "two"), (t + 3, "three")],
+            ("/aws/lambda/g", "s1"): [(t + 4, "other group")],
+            ("/aws/lambda/h", "s1"): [],  # nothing to write: not even a group
+        }
+    )
+    # What append_batch returned from is committed: a second connection reads it.
+    other = opener()
+    assert [e.message for e in other.read("/aws/lambda/f", "s1", None, None, None, True, 10)] == [
+        "before",
+        "one",
+    ]
+    assert [e.message for e in other.read("/aws/lambda/f", "s2", None, None, None, True, 10)] == [
+        "two",
+        "three",
+    ]
+    assert [e.message for e in other.read("/aws/lambda/g", "s1", None, None, None, True, 10)] == [
+        "other group"
+    ]
+    assert [g.name for g in other.groups("/aws/lambda/")] == ["/aws/lambda/f", "/aws/lambda/g"]
+    s2 = next(i for i in other.streams("/aws/lambda/f") if i.name == "s2")
+    assert (s2.first_ts, s2.last_ts, s2.stored_bytes) == (t + 2, t + 3, 3 + 26 + 5 + 26)
+
+
 def test_messages_keep_every_character(store: LogStore) -> None:
     t = now_ms()
     odd = ["nul \x00 inside", "é ü 😀", "tab\tand\nnewline", ""]
