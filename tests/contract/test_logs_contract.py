@@ -118,6 +118,21 @@ def test_append_batch_writes_many_streams_at_once_and_seen_by_another_connection
     assert [g.name for g in other.groups("/aws/lambda/")] == ["/aws/lambda/f", "/aws/lambda/g"]
     s2 = next(i for i in other.streams("/aws/lambda/f") if i.name == "s2")
     assert (s2.first_ts, s2.last_ts, s2.stored_bytes) == (t + 2, t + 3, 3 + 26 + 5 + 26)
+    # A stream or group deleted and written again starts afresh, batch after batch.
+    assert store.delete_stream("/aws/lambda/f", "s2") is True
+    assert store.delete_group("/aws/lambda/g") is True
+    for n in range(2):
+        store.append_batch(
+            {("/aws/lambda/f", "s2"): [(t + 5, f"again {n}")], ("/aws/lambda/g", "s1"): [(t, "g")]}
+        )
+    assert [e.message for e in store.read("/aws/lambda/f", "s2", None, None, None, True, 10)] == [
+        "again 0",
+        "again 1",
+    ]
+    assert [e.message for e in store.read("/aws/lambda/g", "s1", None, None, None, True, 10)] == [
+        "g",
+        "g",
+    ]
 
 
 def test_messages_keep_every_character(store: LogStore) -> None:

@@ -146,3 +146,23 @@ async def test_without_waiters_lines_still_reach_the_store_after_the_interval(
         assert messages(store, "s") == ["buffered"]
     finally:
         task.cancel()
+
+
+async def test_waiters_that_may_wait_share_one_commit_and_an_urgent_one_pulls_it_in(
+    store: CountingStore,
+) -> None:
+    writer = LogWriter(store, flush_interval_s=3600)
+    task = asyncio.create_task(writer.run())
+    try:
+        writer.append("g", "s", [(1, "patient")])
+        patient = asyncio.create_task(writer.durable(within_s=3600))
+        for _ in range(20):
+            await asyncio.sleep(0)  # the writer runs, and keeps waiting for its deadline
+        assert not patient.done() and store.commits == 0
+        writer.append("g", "s", [(2, "urgent")])
+        await asyncio.wait_for(writer.durable(), 10)
+        await asyncio.wait_for(patient, 10)
+        assert store.commits == 1
+        assert messages(store, "s") == ["patient", "urgent"]
+    finally:
+        task.cancel()

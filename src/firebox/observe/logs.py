@@ -97,8 +97,9 @@ class LogWriter:
     """Collects events per stream and writes them in batches from a background task.
 
     Lines wait up to ``flush_interval_s`` to be written, unless someone waits on
-    ``durable()``: then the writer commits at once, and every waiter that arrives during a
-    commit shares the next one (group commit: one sync for many waiters).
+    ``durable()``: then the writer commits by the earliest deadline its waiters gave, and
+    every waiter that arrives before that commit (or during it) shares it, or the next one
+    (group commit: one sync for many waiters).
     """
 
     def __init__(self, store: LogStore, flush_interval_s: float = 0.2) -> None:
@@ -112,8 +113,10 @@ class LogWriter:
         self._appended = 0
         self._done = 0
         self._lost_through = 0
-        # (since, upto, future) of each durable() call still waiting.
+        # (since, upto, future) of each durable() call still waiting, and the loop time by
+        # which the earliest of them wants its commit.
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._due = math.inf
         self._flushing = asyncio.Lock()
 
     def append(self, group: str, stream: str, events: list[Event]) -> None:
@@ -128,16 +131,22 @@ class LogWriter:
         """A mark in the sequence of appended events, for ``durable(since=…)``."""
         return self._appended
 
-    async def durable(self, since: int = 0) -> None:
+    async def durable(self, since: int = 0, within_s: float = 0.0) -> None:
         """Return once every event appended so far is committed and synced to disk.
 
-        Raises LogsNotWritten if a batch that may hold events appended after ``since`` (a
-        ``position()``) failed to write: they are lost. Needs ``run()`` to be running."""
+        ``within_s``: how long the commit may wait for other waiters to join it (a caller
+        that does not wait on the result itself loses nothing, and fewer commits cost
+        less). Raises LogsNotWritten if a batch that may hold events appended after
+        ``since`` (a ``position()``) failed to write: they are lost. Needs ``run()``."""
         upto = self._appended
         if self._done < upto:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((since, upto, future))
-            self._wake.set()
+            due = loop.time() + within_s
+            if due < self._due:
+                self._due = due
+                self._wake.set()
             await future
         elif self._lost_through > since:
             raise LogsNotWritten(f"log events {since + 1}..{upto} may not have been written")
@@ -174,13 +183,21 @@ class LogWriter:
         self._waiters = still
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_flush = loop.time() + self._interval
         while True:
-            if not self._waiters:
-                # Nobody is waiting: let lines gather for the interval (or a big buffer).
+            due = min(next_flush, self._due)
+            now = loop.time()
+            if now < due and self._pending_count < EARLY_FLUSH_EVENTS:
+                # Woken early by a waiter with an earlier deadline, or a big buffer.
+                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
+                    await asyncio.wait_for(self._wake.wait(), due - now)
+                continue
+            # Waiters that come during this commit set the deadline of the next.
+            self._due = math.inf
             await self.flush()
+            next_flush = loop.time() + self._interval
 
 
 async def sweep_retention_forever(store: LogStore, interval_s: float) -> None:

@@ -34,6 +34,10 @@ class SqliteLogStore:
         if "tags" not in columns:  # a database from before tags were kept
             self._db.execute("ALTER TABLE groups ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'")
         self._lock = threading.Lock()
+        # (group, stream) -> (group id, stream id): the log writer appends to the same few
+        # streams many times a second. One process owns the file, so only its own deletes
+        # can make an entry wrong, and they drop it.
+        self._ids: dict[tuple[str, str], tuple[int, int]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -84,16 +88,23 @@ class SqliteLogStore:
         if not batch:
             return
         now = _now_ms()
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            for (group, stream), events in batch.items():
-                self._append(group, stream, events, now)
+        made: dict[tuple[str, str], tuple[int, int]] = {}
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN")
+                for (group, stream), events in batch.items():
+                    ids = self._ids.get((group, stream))
+                    if ids is None:
+                        ids = made[(group, stream)] = self._ensure(group, stream, now)
+                    self._append(ids, events, now)
+            # Only ids whose rows are committed are remembered.
+            self._ids.update(made)
 
-    def _append(self, group: str, stream: str, events: Sequence[Event], now: int) -> None:
+    def _append(self, ids: tuple[int, int], events: Sequence[Event], now: int) -> None:
+        gid, sid = ids
         size = sum(len(msg.encode()) + 26 for _, msg in events)  # 26: AWS's per-event overhead
         first = min(ts for ts, _ in events)
         last = max(ts for ts, _ in events)
-        gid, sid = self._ensure(group, stream, now)
         self._db.executemany(
             "INSERT INTO events (group_id, stream_id, ts, ingest_ms, message) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -128,6 +139,8 @@ class SqliteLogStore:
             found = self._group(group)
             if found is None:
                 return False
+            for key in [k for k in self._ids if k[0] == group]:
+                del self._ids[key]
             self._db.execute("BEGIN")
             gid = found[0]
             self._db.execute("DELETE FROM events WHERE group_id = ?", (gid,))
@@ -141,6 +154,7 @@ class SqliteLogStore:
             sid = self._stream_id(gid, stream)
             if sid is None:
                 return False
+            self._ids.pop((group, stream), None)
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM events WHERE stream_id = ?", (sid,))
             self._db.execute("DELETE FROM streams WHERE id = ?", (sid,))
