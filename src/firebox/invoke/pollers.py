@@ -17,18 +17,21 @@ One fetcher claims due events (a lease as long as any function can run) and hand
 so a crash at any point leaves it either queued or done — never lost. That call is made
 only once the invocation's log lines are on disk (``LogWriter.durable``): an event recorded
 as done always has its record in the Logs API. The worker does not wait for that write: it
-runs its next event while the log writer commits the lines of many events at once.
+runs its next event while one settler gathers the outcomes of many events, waits for one
+log commit for all of them (``SETTLE_WITHIN_S``), and makes their queue calls in one
+thread hop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,8 +53,12 @@ LEASE_S = 960.0
 # Upper bound on how long the fetcher sleeps when it knows of nothing due (another process
 # may share a server-side queue; the wake-up event covers this process's own writes).
 IDLE_POLL_S = 1.0
-# Events per worker that may wait for their log lines to be written while it runs the next.
-SETTLING_PER_WORKER = 4
+# How long an event's log lines may wait for others' to share their commit (one sync):
+# the worker runs its next event meanwhile, so only the queue's record of it waits.
+SETTLE_WITHIN_S = 0.01
+# Events per worker that may wait to be recorded while it runs the next: enough for
+# SETTLE_WITHIN_S and a commit of ~1 ms invokes.
+SETTLING_PER_WORKER = 16
 # On a clean stop, how long finished events may take to be recorded.
 SETTLE_ON_STOP_S = 5.0
 
@@ -69,12 +76,23 @@ def _json_or_text(data: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What a run of an event leaves to record: ``record`` writes it to the queue once the
-    log lines appended since ``mark`` are on disk."""
+    """What a run of an event leaves to do: ``record`` (a blocking queue call) writes it to
+    the queue, once the log lines appended since ``mark`` are on disk."""
 
+    event: QueuedEvent
     config: AsyncConfig
     mark: int
-    record: Callable[[], Awaitable[Any]]
+    record: Callable[[], None]
+
+
+def _record_all(outcomes: list[_Outcome]) -> None:
+    """The queue calls of many events, in one worker thread."""
+    for outcome in outcomes:
+        try:
+            outcome.record()
+        except Exception:
+            # The event stays leased and comes back when the lease ends (or at restart).
+            log.exception("recording async event %s failed", outcome.event.request_id)
 
 
 class Pollers:
@@ -100,8 +118,11 @@ class Pollers:
         self._slot_free = asyncio.Event()
         self._busy = 0
         self._rng = random.Random()
-        self._settling: set[asyncio.Task[None]] = set()
+        # Outcomes waiting for their log lines, and the settler's wake-up.
+        self._to_settle: list[_Outcome] = []
+        self._to_settle_added = asyncio.Event()
         self._settle_slots = asyncio.Semaphore(self.concurrency * SETTLING_PER_WORKER)
+        self._stopping = False
 
     def on_function_deleted(self, name: str) -> None:
         """Catalog.on_delete: the function's queued events go to the dead letters."""
@@ -116,6 +137,7 @@ class Pollers:
     async def run(self) -> None:
         work: asyncio.Queue[QueuedEvent] = asyncio.Queue()
         workers = [asyncio.create_task(self._worker(work)) for _ in range(self.concurrency)]
+        settler = asyncio.create_task(self._settler())
         try:
             await self._fetch(work)
         finally:
@@ -126,10 +148,10 @@ class Pollers:
                     await task
             # Events that ran and wait for their log lines: record them rather than run them
             # again after a restart (the log writer is stopped after the pollers).
-            if self._settling:
-                await asyncio.wait(set(self._settling), timeout=SETTLE_ON_STOP_S)
-            for task in set(self._settling):
-                task.cancel()
+            self._stopping = True
+            self._to_settle_added.set()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(settler, SETTLE_ON_STOP_S)
 
     async def _fetch(self, work: asyncio.Queue[QueuedEvent]) -> None:
         while True:
@@ -158,10 +180,10 @@ class Pollers:
 
     async def _worker(self, work: asyncio.Queue[QueuedEvent]) -> None:
         while True:
-            # A worker with too many events still settling waits for one of them: a log store
-            # that stopped answering stops the pollers instead of filling memory.
+            # Too many events still settling: wait for some. A log store that stopped
+            # answering stops the pollers instead of filling memory.
             await self._settle_slots.acquire()
-            settling = False
+            handed_on = False
             try:
                 event = await work.get()
                 self._busy += 1
@@ -177,101 +199,114 @@ class Pollers:
                     self._busy -= 1
                     self._slot_free.set()
                 # The worker goes on to its next event while this one's log lines are written.
-                task = asyncio.create_task(self._settle(event, outcome))
-                self._settling.add(task)
-                task.add_done_callback(self._settled)
-                settling = True
+                self._to_settle.append(outcome)
+                self._to_settle_added.set()
+                handed_on = True
             finally:
-                if not settling:
+                if not handed_on:
                     self._settle_slots.release()
 
-    def _settled(self, task: asyncio.Task[None]) -> None:
-        self._settling.discard(task)
-        self._settle_slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            # The event stays leased and comes back when the lease ends (or at restart).
-            log.error("recording an async event failed", exc_info=task.exception())
+    async def _settler(self) -> None:
+        """Records outcomes in the queue, each once the log lines of its invocation are on
+        disk; all those that gathered meanwhile share one log commit and one thread hop."""
+        while True:
+            if not self._to_settle:
+                if self._stopping:
+                    return
+                self._to_settle_added.clear()
+                await self._to_settle_added.wait()
+                continue
+            batch, self._to_settle = self._to_settle, []
+            try:
+                try:
+                    since = min(o.mark for o in batch)
+                    await self.logs.durable(since=since, within_s=SETTLE_WITHIN_S)
+                except LogsNotWritten as exc:
+                    # They ran, but their records may be lost: run them again rather than
+                    # call them done.
+                    log.warning("%d async events: %s; running them again", len(batch), exc)
+                    batch = [
+                        _Outcome(o.event, o.config, o.mark, self._back_off(o.event, o.config))
+                        for o in batch
+                    ]
+                await asyncio.to_thread(_record_all, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # They stay leased and come back when the lease ends (or at restart).
+                log.exception("recording %d async events failed", len(batch))
+            finally:
+                for _ in batch:
+                    self._settle_slots.release()
 
     # --- one event ----------------------------------------------------------------
-
-    async def process(self, event: QueuedEvent) -> None:
-        """Run one event and record its outcome in the queue."""
-        await self._settle(event, await self._run(event))
-
-    async def _settle(self, event: QueuedEvent, outcome: _Outcome) -> None:
-        """Record an event's outcome once the log lines of its invocation are on disk, so
-        that an event the queue calls done always has its record in the Logs API."""
-        try:
-            await self.logs.durable(since=outcome.mark)
-        except LogsNotWritten as exc:
-            # It ran, but its record is lost: run it again rather than call it done.
-            log.warning("async event %s: %s; running it again", event.request_id, exc)
-            await self._back_off(event, outcome.config)
-            return
-        await outcome.record()
 
     async def _run(self, event: QueuedEvent) -> _Outcome:
         """Invoke the function on one event; what to record in the queue afterwards."""
         config = await self.configs.effective(event.function, event.qualifier)
         mark = self.logs.position()
 
-        def outcome(record: Callable[[], Awaitable[None]]) -> _Outcome:
-            return _Outcome(config, mark, record)
+        def outcome(record: Callable[[], None]) -> _Outcome:
+            return _Outcome(event, config, mark, record)
 
         now = time.time()
         if now - event.enqueued_at >= config.max_age_s:
-            return outcome(lambda: self._fail(event, config, "EventAgeExceeded", None))
+            return outcome(await self._fail(event, config, "EventAgeExceeded", None))
         ref = FunctionRef(event.function, event.qualifier)
         try:
             result = await self.invoker.invoke(
                 ref, event.payload, request_id=event.request_id, payload_checked=True
             )
         except TooManyRequests:
-            return outcome(lambda: self._back_off(event, config))
+            return outcome(self._back_off(event, config))
         except ResourceNotFound:
             # The function, version or alias is gone: no destination can be trusted to
             # belong to it any more, and AWS has no condition for this, so keep the event.
             completion = Completion(dead_letters=[self._dead(event, "FunctionNotFound", "", "")])
-            return outcome(lambda: asyncio.to_thread(self.queue.complete, event, completion))
+            return outcome(functools.partial(self.queue.complete, event, completion))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("async invoke of %s failed (%s); retrying", event.function, exc)
-            return outcome(lambda: self._back_off(event, config))
+            return outcome(self._back_off(event, config))
         event.invoke_count += 1
         event.throttles = 0
         if result.function_error is None:
-            return outcome(lambda: self._succeed(event, config, result))
+            return outcome(self._succeed(event, config, result))
         if event.retries < config.max_retries:
             delays = self.settings.async_retry_delays_s or (60.0,)
             delay = delays[min(event.retries, len(delays) - 1)]
             event.retries += 1
-            due_at = time.time() + delay
-            return outcome(lambda: self._retry(event, config, due_at))
-        return outcome(lambda: self._fail(event, config, "RetriesExhausted", result))
+            return outcome(self._retry(event, config, time.time() + delay))
+        return outcome(await self._fail(event, config, "RetriesExhausted", result))
 
-    async def _back_off(self, event: QueuedEvent, config: AsyncConfig) -> None:
+    # Each of these decides what to write and returns the (blocking) queue call that
+    # writes it, made later, in a worker thread, with those of other events.
+
+    def _back_off(self, event: QueuedEvent, config: AsyncConfig) -> Callable[[], None]:
         base = self.settings.async_throttle_delay_s
         delay = min(self.settings.async_throttle_max_delay_s, base * 2 ** min(event.throttles, 20))
         delay *= 1.0 + 0.25 * self._rng.random()  # spread a throttled burst out
         event.throttles += 1
-        await self._retry(event, config, time.time() + delay)
+        return self._retry(event, config, time.time() + delay)
 
-    async def _retry(self, event: QueuedEvent, config: AsyncConfig, due_at: float) -> None:
+    def _retry(self, event: QueuedEvent, config: AsyncConfig, due_at: float) -> Callable[[], None]:
         # Never wait past the event's maximum age: it is then due to be discarded.
         due_at = min(due_at, event.enqueued_at + config.max_age_s)
-        await asyncio.to_thread(self.queue.retry, event, due_at)
+        return functools.partial(self.queue.retry, event, due_at)
 
-    async def _succeed(self, event: QueuedEvent, config: AsyncConfig, result: InvokeResult) -> None:
+    def _succeed(
+        self, event: QueuedEvent, config: AsyncConfig, result: InvokeResult
+    ) -> Callable[[], None]:
         completion = Completion()
         if config.on_success:
             record = self._record(event, "Success", result)
             self._deliver_record(completion, event, config.on_success, "Success", record)
-        await asyncio.to_thread(self.queue.complete, event, completion)
+        return functools.partial(self.queue.complete, event, completion)
 
     async def _fail(
         self, event: QueuedEvent, config: AsyncConfig, condition: str, result: InvokeResult | None
-    ) -> None:
+    ) -> Callable[[], None]:
         completion = Completion()
         record = self._record(event, condition, result)
         routed = False
@@ -293,7 +328,7 @@ class Pollers:
         if not routed:
             # Lambda would drop it; Firebox keeps it where an operator can see it.
             completion.dead_letters.append(self._dead(event, condition, "", json.dumps(record)))
-        await asyncio.to_thread(self.queue.complete, event, completion)
+        return functools.partial(self.queue.complete, event, completion)
 
     def _deliver_record(
         self,
