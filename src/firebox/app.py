@@ -62,6 +62,8 @@ from firebox.store.queue.sqlite import SqliteEventQueue
 from firebox.triggers import Triggers
 from firebox.workers.concurrency import ConcurrencyLimiter
 from firebox.workers.manager import WorkerManager
+from firebox.workers.placement import Placement
+from firebox.workers.service import WorkerService
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +199,11 @@ class App:
         self.limiter = ConcurrencyLimiter(settings.account_concurrency)
         self.backend = make_backend(settings)
         self.manager = WorkerManager(settings, self.backend, self.code, self.log_writer.append)
-        self.invoker = Invoker(self.resolver, self.manager, self.limiter)
+        self.worker = WorkerService(
+            "local", self.manager, self.log_writer.flush, settings.worker_memory_mb
+        )
+        self.placement = Placement(self.worker)
+        self.invoker = Invoker(self.resolver, self.placement, self.limiter)
         self.provisioned = ProvisionedConcurrency(
             self.catalog,
             self.resolver,

@@ -65,6 +65,10 @@ class Settings:
     # functions all trust each other. Spares: templates started ahead for new functions.
     template_per_function: bool = True
     template_spares: int = 2
+    # Memory (the sum of the MemorySize of its environments) a worker hosts before
+    # placement sends cold starts elsewhere; 0: twice the host's physical memory, since
+    # MemorySize is a limit, not what environments use.
+    worker_memory_mb: int = 0
 
     # Asynchronous invocation.
     # Async invokes run at once; past 8 the sync path, not the queue, limits the drain
@@ -180,6 +184,9 @@ class Settings:
         if not 0 <= self.test_commit_delay_s <= 10:
             raise SettingsError("test_commit_delay_s must be 0-10 (a test-only setting)")
         self.data_dir = Path(self.data_dir).absolute()
+        if self.worker_memory_mb <= 0:
+            pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+            self.worker_memory_mb = 2 * pages * page_size // (1024 * 1024)
         return self
 
 

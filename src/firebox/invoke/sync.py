@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.resolve import Resolver
 from firebox.messages import PAYLOAD_NOT_JSON, PAYLOAD_TOO_LARGE
-from firebox.observe.logs import billed_ms, end_line, report_line, start_line
+from firebox.observe.logs import billed_ms
 from firebox.workers.concurrency import ConcurrencyLimiter
-from firebox.workers.environment import Environment, Invocation, Outcome, new_request_id
-from firebox.workers.manager import WorkerManager
+from firebox.workers.environment import new_request_id
+from firebox.workers.placement import Placement
 from firebox.workers.stream import ResponseStream
+from firebox.workers.worker import InvokeRequest
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,13 @@ def check_payload(
 
 
 class Invoker:
+    """The invoke path of a front end: resolve, count, place, run, observe."""
+
     def __init__(
-        self, resolver: Resolver, manager: WorkerManager, limiter: ConcurrencyLimiter
+        self, resolver: Resolver, placement: Placement, limiter: ConcurrencyLimiter
     ) -> None:
         self.resolver = resolver
-        self.manager = manager
+        self.placement = placement
         self.limiter = limiter
         self.observers: list[Observer] = []
 
@@ -93,11 +96,13 @@ class Invoker:
         request_id: str | None = None,
         payload_checked: bool = False,
         stream: ResponseStream | None = None,
+        durable_logs: bool = False,
     ) -> InvokeResult:
         """Run one invoke synchronously. Raises ResourceNotFound, TooManyRequests, …
 
         With ``stream``, a function that streams its response sends it there as it comes
-        (workers/stream.py); the result then carries an empty payload."""
+        (workers/stream.py); the result then carries an empty payload. With
+        ``durable_logs``, it returns only once the invocation's log lines are durable."""
         fv = await self.resolver.resolve(ref.name, ref.qualifier)
         if not payload_checked:
             payload = check_payload(payload)
@@ -122,70 +127,44 @@ class Invoker:
             )
             raise
         try:
-            env, cold = await self.manager.acquire(fv)
-            inv = Invocation(
+            request = InvokeRequest(
+                fv=fv,
                 request_id=request_id,
                 payload=payload,
                 invoked_arn=fv.unqualified_arn
                 if ref.qualifier is None
                 else f"{fv.unqualified_arn}:{ref.qualifier}",
-                timeout_s=fv.timeout_s,
                 client_context=client_context,
-                stream=stream,
                 trace_id=f"Root=1-{int(time.time()):08x}-{request_id.replace('-', '')[:24]};"
                 "Sampled=0",
+                want_log=log_tail,
+                durable_logs=durable_logs,
+                stream=stream,
             )
-            env.platform_log([start_line(request_id, fv.version)], inv)
-            try:
-                outcome = await env.invoke(inv)
-            finally:
-                self.manager.release(env)
+            reply = await self.placement.run(request)
         finally:
             self.limiter.release(fv.name)
-        return self._finish(
-            fv.name, fv.version, fv.memory_mb, qualifier, env, outcome, cold, log_tail
-        )
-
-    def _finish(
-        self,
-        name: str,
-        version: str,
-        memory_mb: int,
-        qualifier: str,
-        env: Environment,
-        outcome: Outcome,
-        cold: bool,
-        log_tail: bool,
-    ) -> InvokeResult:
-        rid = outcome.request_id
-        report = report_line(
-            rid,
-            outcome.duration_ms,
-            memory_mb,
-            outcome.max_memory_mb,
-            outcome.init_duration_ms if cold else None,
-        )
-        env.platform_log([end_line(rid), report])
-        outcome.log_tail.extend((end_line(rid), report))
+        outcome = reply.outcome
+        init_ms = outcome.init_duration_ms if reply.cold else None
         self._notify(
             InvokeRecord(
-                name,
-                version,
+                fv.name,
+                fv.version,
                 qualifier,
-                rid,
-                memory_mb,
+                outcome.request_id,
+                fv.memory_mb,
                 outcome.duration_ms,
                 billed_ms(outcome.duration_ms),
-                outcome.init_duration_ms if cold else None,
-                cold,
+                init_ms,
+                reply.cold,
                 outcome.status,
                 outcome.error_type,
             )
         )
         return InvokeResult(
-            request_id=rid,
-            executed_version=version,
+            request_id=outcome.request_id,
+            executed_version=fv.version,
             payload=outcome.body,
             function_error=None if outcome.status == "ok" else "Unhandled",
-            log_result=outcome.log_tail.base64() if log_tail else None,
+            log_result=reply.log_tail,
         )

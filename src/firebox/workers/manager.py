@@ -197,6 +197,14 @@ class WorkerManager:
             raise RuntimeError(f"Init failed ({err}): {body.decode(errors='replace')[:200]}")
         return env
 
+    def idle_count(self, key: tuple[str, str, str]) -> int:
+        """Idle environments (provisioned or not) of one version's code and configuration."""
+        return len(self._idle.get(key, ())) + len(self._prov_idle.get(key, ()))
+
+    def memory_in_use_mb(self) -> int:
+        """The memory this worker's live environments may use (the sum of MemorySize)."""
+        return sum(e.fv.memory_mb for e in self._all.values())
+
     def environments(self, name: str | None = None) -> list[Environment]:
         return [e for e in self._all.values() if name is None or e.fv.name == name]
 

@@ -1,0 +1,152 @@
+"""Placement: which worker runs an invocation.
+
+Warm hits are the whole point, so a version's traffic goes where its idle environments
+are, in this order:
+
+1. this process's own worker, when it holds an idle environment of the version (no hop);
+2. a worker that said, in its reply to an earlier invocation, that it kept one idle;
+3. a worker whose last heartbeat listed idle environments of the version;
+4. for a cold start: this process's worker when it has room, else the workers with room
+   in rendezvous order for the version — every front end ranks the workers alike for a
+   given version, so their cold starts land together and later become each other's warm
+   hits, without any state shared between front ends.
+
+A worker that refuses (draining, full, gone) is skipped and the next one tried, so a
+drain never fails an invocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from firebox.errors import TooManyRequests
+from firebox.workers.worker import InvokeReply, InvokeRequest, Worker, WorkerUnavailable
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """What placement knows of another worker from the registry."""
+
+    name: str
+    address: str
+    free_mb: int
+    # Versions (by environment key) with idle environments at its last heartbeat.
+    warm: frozenset[Key] = frozenset()
+
+
+class Directory(Protocol):
+    """The live, non-draining workers of the fleet (the registry, refreshed in the
+    background)."""
+
+    def workers(self) -> list[MemberView]: ...
+
+
+class LocalWorker(Protocol):
+    """The worker in this process, with what placement asks of it beyond ``Worker``."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def invoke(self, request: InvokeRequest) -> InvokeReply: ...
+
+    def idle_count(self, key: Key) -> int: ...
+
+    def has_room(self, memory_mb: int) -> bool: ...
+
+
+def rendezvous(key: Key, members: list[MemberView]) -> list[MemberView]:
+    """Members ordered by weighted rendezvous hashing (highest random weight) for a key,
+    weighted by free memory: the same order on every front end."""
+    token = "\0".join(key).encode()
+
+    def score(m: MemberView) -> float:
+        digest = hashlib.blake2b(token + b"\0" + m.name.encode(), digest_size=8).digest()
+        u = (int.from_bytes(digest, "big") + 1) / (2**64 + 2)  # in (0, 1)
+        return -max(m.free_mb, 1) / math.log(u)
+
+    return sorted(members, key=score, reverse=True)
+
+
+class Placement:
+    def __init__(
+        self,
+        local: LocalWorker | None,
+        directory: Directory | None = None,
+        connect: Callable[[MemberView], Worker] | None = None,
+    ) -> None:
+        self.local = local
+        self.directory = directory
+        self._connect = connect
+        # Idle environments per version per remote worker, as its replies reported them.
+        self._warm: dict[Key, dict[str, int]] = {}
+        self.warm_hits = 0
+        self.placed = 0
+
+    async def run(self, request: InvokeRequest) -> InvokeReply:
+        """Run ``request`` on the best worker; TooManyRequests when none can take it."""
+        local = self.local
+        if self.directory is None:
+            if local is None:
+                raise TooManyRequests("ConcurrentInvocationLimitExceeded", "No worker is available")
+            # One process, no fleet: nothing to choose.
+            return await local.invoke(request)
+        key = request.fv.key
+        for worker in self._candidates(key, request.fv.memory_mb):
+            known = self._warm.get(key)
+            if known is not None and known.get(worker.name, 0) > 0:
+                # Spread concurrent invocations over the idle environments we know of.
+                known[worker.name] -= 1
+            try:
+                reply = await worker.invoke(request)
+            except WorkerUnavailable as exc:
+                log.info("worker %s refused an invocation: %s", worker.name, exc)
+                self._forget(worker.name)
+                continue
+            self.placed += 1
+            if not reply.cold:
+                self.warm_hits += 1
+            if local is None or reply.worker != local.name:
+                self._warm.setdefault(key, {})[reply.worker] = reply.idle
+            return reply
+        raise TooManyRequests(
+            "ConcurrentInvocationLimitExceeded", "No worker has room for this function"
+        )
+
+    def _candidates(self, key: Key, memory_mb: int) -> Iterator[Worker]:
+        assert self.directory is not None and self._connect is not None
+        local = self.local
+        if local is not None and local.idle_count(key) > 0:
+            yield local
+        members = {m.name: m for m in self.directory.workers()}
+        if local is not None:
+            members.pop(local.name, None)
+        tried: set[str] = set()
+        for name, idle in sorted(self._warm.get(key, {}).items(), key=lambda kv: -kv[1]):
+            if idle > 0 and name in members:
+                tried.add(name)
+                yield self._connect(members[name])
+        for member in members.values():
+            if key in member.warm and member.name not in tried:
+                tried.add(member.name)
+                yield self._connect(member)
+        if local is not None and local.has_room(memory_mb):
+            yield local
+        for member in rendezvous(key, [m for m in members.values() if m.name not in tried]):
+            if member.free_mb >= memory_mb:
+                yield self._connect(member)
+        if local is not None and not local.has_room(memory_mb):
+            # Everyone is full: let the local worker decide (it may free an idle one).
+            yield local
+
+    def _forget(self, worker: str) -> None:
+        for known in self._warm.values():
+            known.pop(worker, None)
