@@ -124,6 +124,8 @@ class _ClientConnection(wire.Connection):
             return
         if kind == wire.RESULT:
             del self.pending[channel]
+            if pending.stream is not None:
+                pending.stream.close()
             if not pending.future.done():
                 pending.future.set_result(reply_from(header, body))
         elif kind == wire.STREAM_BEGIN and pending.stream is not None:
@@ -132,6 +134,8 @@ class _ClientConnection(wire.Connection):
             pending.stream.push(body)
         elif kind == wire.ERROR:
             del self.pending[channel]
+            if pending.stream is not None:
+                pending.stream.close()
             if not pending.future.done():
                 exc: Exception = (
                     WorkerUnavailable(header.get("message", "refused"))
