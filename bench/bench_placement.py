@@ -79,8 +79,8 @@ class SimWorker:
         )
 
     def view(self) -> MemberView:
-        warm = frozenset(k for k in list(self.envs) if self.idle(k) > 0)
-        return MemberView(self.name, self.name, max(0, self.capacity_mb - self.used_mb()), warm)
+        free = max(0, self.capacity_mb - self.used_mb())
+        return MemberView(self.name, self.name, self.capacity_mb, free)
 
     async def invoke(self, request: InvokeRequest) -> InvokeReply:
         key = request.fv.key

@@ -18,6 +18,7 @@ ENV_PREFIX = "FIREBOX_"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # S3's bucket naming rules, loosely: 3-63 of lowercase letters, digits, dots and hyphens.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+ROLES = ("api", "worker", "poller")
 
 
 class SettingsError(ValueError):
@@ -129,6 +130,27 @@ class Settings:
     # write lock, as a slow disk's fsync would (tests check nothing else waits on it).
     test_commit_delay_s: float = 0.0
 
+    # The fleet (fleet/): which roles this process plays — a comma list of api (the APIs
+    # and function URLs), worker (hosts execution environments), poller (the async queue,
+    # schedules, event source mappings) — or all of them.
+    role: str = "all"
+    # Server processes on this machine sharing its ports (fleet/supervisor.py): one
+    # process uses one core.
+    processes: int = 1
+    # Set by the supervisor in each of its processes (0 … processes-1); -1 otherwise.
+    process_index: int = -1
+    # Where this process's worker listens for front ends (the internal protocol), and
+    # the host other nodes reach it at (default: the same).
+    internal_host: str = "127.0.0.1"
+    internal_port: int = 0
+    advertise_host: str = ""
+    # A worker's lease (Lambda's: 14 hours): then it takes nothing new, drains and leaves
+    # (a fresh one takes its place in the same process).
+    worker_max_lifetime_s: float = 14 * 3600.0
+    # How often a member of the fleet says it is alive; one silent for heartbeat_s ×
+    # HEARTBEAT_MISSES is taken for dead.
+    heartbeat_s: float = 1.0
+
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -140,6 +162,23 @@ class Settings:
     def endpoint_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The roles this process plays ("all" spelled out)."""
+        named = {r.strip() for r in self.role.split(",") if r.strip()}
+        return frozenset(ROLES) if "all" in named else frozenset(named)
+
+    @property
+    def fleet(self) -> bool:
+        """Is this process one of several sharing state (so placement, counting and
+        leases go through the shared store)? A lone process keeps them in memory."""
+        return (
+            self.processes > 1
+            or self.process_index >= 0
+            or self.roles != frozenset(ROLES)
+            or bool(self.database_url)
+        )
 
     def validate(self) -> Settings:
         if not 0 < self.port < 65536:
@@ -184,6 +223,15 @@ class Settings:
         if not 0 <= self.test_commit_delay_s <= 10:
             raise SettingsError("test_commit_delay_s must be 0-10 (a test-only setting)")
         self.data_dir = Path(self.data_dir).absolute()
+        roles = {r.strip() for r in self.role.split(",") if r.strip()}
+        if not roles or not roles <= set(ROLES) | {"all"}:
+            raise SettingsError(
+                f"role must be a comma list of {', '.join(ROLES)} or all, got {self.role!r}"
+            )
+        if not 1 <= self.processes <= 256:
+            raise SettingsError(f"processes must be 1-256, got {self.processes}")
+        if self.heartbeat_s <= 0 or self.worker_max_lifetime_s <= 0:
+            raise SettingsError("heartbeat_s and worker_max_lifetime_s must be positive")
         if self.worker_memory_mb <= 0:
             pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
             self.worker_memory_mb = 2 * pages * page_size // (1024 * 1024)

@@ -93,12 +93,26 @@ def _raise_open_files_limit() -> None:
     "AWS_ENDPOINT_URL_S3; default: files in the data dir).",
 )
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
+@click.option(
+    "--role",
+    default=None,
+    help="Roles of this process: a comma list of api, worker, poller, or all (default).",
+)
+@click.option(
+    "--processes",
+    type=int,
+    default=None,
+    help="Server processes on this machine, sharing its ports (default 1).",
+)
 def serve(**flags: Any) -> None:
     """Start the server."""
     settings = _settings(**flags)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.processes > 1 and settings.process_index < 0:
+        _supervise(settings)
+        return
     try:
         import uvloop
 
@@ -116,6 +130,8 @@ def serve(**flags: Any) -> None:
         raise click.ClickException(str(exc)) from None
 
     def ready() -> None:
+        if settings.process_index > 0:
+            return  # the first of several processes speaks for them
         c = app.credentials
         url = settings.endpoint_url
         click.echo(
@@ -143,6 +159,20 @@ def serve(**flags: Any) -> None:
         raise click.ClickException(
             f"cannot serve on {settings.host}:{settings.port}: {exc}"
         ) from None
+
+
+def _supervise(settings: Any) -> None:
+    """Run ``settings.processes`` copies of this command (fleet/supervisor.py)."""
+    import os
+
+    from firebox.credentials import load_credentials
+    from firebox.fleet.supervisor import Supervisor
+
+    # Made once here, before the processes that share it race to create it.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    load_credentials(settings)
+    argv = sys.argv[sys.argv.index("serve") + 1 :] if "serve" in sys.argv else []
+    sys.exit(Supervisor(settings.processes, argv, dict(os.environ)).run())
 
 
 @cli.command()

@@ -5,11 +5,12 @@ are, in this order:
 
 1. this process's own worker, when it holds an idle environment of the version (no hop);
 2. a worker that said, in its reply to an earlier invocation, that it kept one idle;
-3. a worker whose last heartbeat listed idle environments of the version;
-4. for a cold start: this process's worker when it has room, else the workers with room
+3. for a cold start: this process's worker when it has room, else the workers with room
    in rendezvous order for the version — every front end ranks the workers alike for a
    given version, so their cold starts land together and later become each other's warm
-   hits, without any state shared between front ends.
+   hits, without any state shared between front ends. (Workers listing their idle
+   environments in heartbeats added nothing to this on a replayed trace:
+   bench/bench_placement.py.)
 
 A worker that refuses (draining, full, gone) is skipped and the next one tried, so a
 drain never fails an invocation.
@@ -38,9 +39,10 @@ class MemberView:
 
     name: str
     address: str
+    # Memory it hosts in all (the rendezvous weight: stable, so rankings do not churn),
+    # and what is left of it at its last heartbeat.
+    capacity_mb: int
     free_mb: int
-    # Versions (by environment key) with idle environments at its last heartbeat.
-    warm: frozenset[Key] = frozenset()
 
 
 class Directory(Protocol):
@@ -65,13 +67,13 @@ class LocalWorker(Protocol):
 
 def rendezvous(key: Key, members: list[MemberView]) -> list[MemberView]:
     """Members ordered by weighted rendezvous hashing (highest random weight) for a key,
-    weighted by free memory: the same order on every front end."""
+    weighted by capacity: the same order on every front end."""
     token = "\0".join(key).encode()
 
     def score(m: MemberView) -> float:
         digest = hashlib.blake2b(token + b"\0" + m.name.encode(), digest_size=8).digest()
         u = (int.from_bytes(digest, "big") + 1) / (2**64 + 2)  # in (0, 1)
-        return -max(m.free_mb, 1) / math.log(u)
+        return -max(m.capacity_mb, 1) / math.log(u)
 
     return sorted(members, key=score, reverse=True)
 
@@ -134,18 +136,19 @@ class Placement:
             if idle > 0 and name in members:
                 tried.add(name)
                 yield self._connect(members[name])
-        for member in members.values():
-            if key in member.warm and member.name not in tried:
-                tried.add(member.name)
-                yield self._connect(member)
         if local is not None and local.has_room(memory_mb):
             yield local
-        for member in rendezvous(key, [m for m in members.values() if m.name not in tried]):
+        ranked = rendezvous(key, [m for m in members.values() if m.name not in tried])
+        for member in ranked:
             if member.free_mb >= memory_mb:
                 yield self._connect(member)
+        # Everyone is full: memory sizes are limits, not use, so place anyway — the local
+        # worker first, then the others in the same order.
         if local is not None and not local.has_room(memory_mb):
-            # Everyone is full: let the local worker decide (it may free an idle one).
             yield local
+        for member in ranked:
+            if member.free_mb < memory_mb:
+                yield self._connect(member)
 
     def _forget(self, worker: str) -> None:
         for known in self._warm.values():
