@@ -65,7 +65,7 @@ class FakeWorker:
 @pytest.fixture
 async def served():
     worker = FakeWorker()
-    server = WireServer(worker, KEY)
+    server = WireServer(KEY, worker)
     address = await server.start("127.0.0.1")
     remote = RemoteWorker("w1", address, KEY, "front-1")
     yield worker, server, remote

@@ -12,7 +12,7 @@ from firebox.arn import LATEST, FunctionRef
 from firebox.control.resolve import Resolver
 from firebox.messages import PAYLOAD_NOT_JSON, PAYLOAD_TOO_LARGE
 from firebox.observe.logs import billed_ms
-from firebox.workers.concurrency import ConcurrencyLimiter
+from firebox.workers.concurrency import Concurrency
 from firebox.workers.environment import new_request_id
 from firebox.workers.placement import Placement
 from firebox.workers.stream import ResponseStream
@@ -71,9 +71,7 @@ def check_payload(
 class Invoker:
     """The invoke path of a front end: resolve, count, place, run, observe."""
 
-    def __init__(
-        self, resolver: Resolver, placement: Placement, limiter: ConcurrencyLimiter
-    ) -> None:
+    def __init__(self, resolver: Resolver, placement: Placement, limiter: Concurrency) -> None:
         self.resolver = resolver
         self.placement = placement
         self.limiter = limiter
@@ -109,7 +107,7 @@ class Invoker:
         request_id = request_id or new_request_id()
         qualifier = ref.qualifier or LATEST
         try:
-            self.limiter.acquire(fv.name)
+            await self.limiter.reserve(fv.name)
         except Exception:
             self._notify(
                 InvokeRecord(

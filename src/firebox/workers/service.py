@@ -8,6 +8,7 @@ calls it for front ends elsewhere. It owns the platform's log lines of an invoca
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,9 @@ class WorkerService:
         self._logs_durable = logs_durable
         self.draining = False
         self.in_flight = 0
+        self.started = time.monotonic()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def name(self) -> str:
@@ -55,6 +59,7 @@ class WorkerService:
             raise WorkerUnavailable(f"worker {self._name} is draining")
         fv = request.fv
         self.in_flight += 1
+        self._idle.clear()
         try:
             env, cold = await self.manager.acquire(fv)
             inv = Invocation(
@@ -96,3 +101,9 @@ class WorkerService:
             )
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no invocation is running here."""
+        await self._idle.wait()

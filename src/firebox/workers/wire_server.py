@@ -115,7 +115,11 @@ class _ServerConnection(wire.Connection):
         )
 
     async def _invoke(self, channel: int, request: InvokeRequest) -> None:
-        invoke = asyncio.ensure_future(self._server.worker.invoke(request))
+        worker = self._server.worker
+        if worker is None:
+            self.send(wire.ERROR, channel, {"kind": "unavailable", "message": "not started"})
+            return
+        invoke = asyncio.ensure_future(worker.invoke(request))
         stream = request.stream
         if stream is not None:
             self._streams[channel] = stream
@@ -160,7 +164,9 @@ class _ServerConnection(wire.Connection):
 class WireServer:
     """Listens for front ends on a TCP address or a Unix socket."""
 
-    def __init__(self, worker: Worker, key: bytes) -> None:
+    def __init__(self, key: bytes, worker: Worker | None = None) -> None:
+        # The worker INVOKEs go to: set (and replaced, at a worker's lease end) by the
+        # worker role.
         self.worker = worker
         self.key = key
         self.calls: dict[str, CallHandler] = {}

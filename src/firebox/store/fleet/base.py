@@ -28,13 +28,16 @@ class Worker:
     state: WorkerState
     heartbeat_at: float
     age_s: float  # since its last heartbeat, on the store's clock
+    free: int = 0  # what is left of its capacity, at its last heartbeat
 
 
 class WorkerRegistry(Protocol):
     def register(self, node_id: str, address: str, capacity: int) -> None:
         """Add a worker (or refresh it, as active) with a heartbeat now."""
 
-    def heartbeat(self, node_id: str, capacity: int | None = None) -> WorkerState | None:
+    def heartbeat(
+        self, node_id: str, capacity: int | None = None, free: int | None = None
+    ) -> WorkerState | None:
         """Record that the worker is alive (and its capacity now); its state, or None when
         it is not registered (swept as dead: it should register again)."""
 

@@ -29,19 +29,24 @@ class PostgresWorkerRegistry:
     def register(self, node_id: str, address: str, capacity: int) -> None:
         with self._db.connection() as conn:
             conn.execute(
-                "INSERT INTO firebox_workers (node_id, address, capacity, state, heartbeat_at)"
-                f" VALUES (%s, %s, %s, %s, {_NOW}) ON CONFLICT (node_id) DO UPDATE SET"
+                "INSERT INTO firebox_workers"
+                " (node_id, address, capacity, free, state, heartbeat_at)"
+                f" VALUES (%s, %s, %s, %s, %s, {_NOW}) ON CONFLICT (node_id) DO UPDATE SET"
                 " address = excluded.address, capacity = excluded.capacity,"
-                " state = excluded.state, heartbeat_at = excluded.heartbeat_at",
-                (node_id, address, capacity, WorkerState.ACTIVE.value),
+                " free = excluded.free, state = excluded.state,"
+                " heartbeat_at = excluded.heartbeat_at",
+                (node_id, address, capacity, capacity, WorkerState.ACTIVE.value),
             )
 
-    def heartbeat(self, node_id: str, capacity: int | None = None) -> WorkerState | None:
+    def heartbeat(
+        self, node_id: str, capacity: int | None = None, free: int | None = None
+    ) -> WorkerState | None:
         with self._db.connection() as conn:
             row = conn.execute(
                 f"UPDATE firebox_workers SET heartbeat_at = {_NOW},"
-                " capacity = coalesce(%s, capacity) WHERE node_id = %s RETURNING state",
-                (capacity, node_id),
+                " capacity = coalesce(%s, capacity), free = coalesce(%s, free)"
+                " WHERE node_id = %s RETURNING state",
+                (capacity, free, node_id),
             ).fetchone()
         return None if row is None else WorkerState(row[0])
 
@@ -60,12 +65,15 @@ class PostgresWorkerRegistry:
     def workers(self, max_age_s: float | None = None) -> list[Worker]:
         with self._db.connection() as conn:
             rows = conn.execute(
-                "SELECT node_id, address, capacity, state, heartbeat_at, age FROM"
+                "SELECT node_id, address, capacity, state, heartbeat_at, age, free FROM"
                 f" (SELECT *, {_NOW} - heartbeat_at AS age FROM firebox_workers) w"
                 " WHERE %s::double precision IS NULL OR age <= %s ORDER BY node_id",
                 (max_age_s, max_age_s),
             ).fetchall()
-        return [Worker(n, a, c, WorkerState(s), h, max(0.0, age)) for n, a, c, s, h, age in rows]
+        return [
+            Worker(n, a, c, WorkerState(s), h, max(0.0, age), f)
+            for n, a, c, s, h, age, f in rows
+        ]
 
     def sweep(self, max_age_s: float) -> list[str]:
         with self._db.connection() as conn:

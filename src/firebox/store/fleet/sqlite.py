@@ -40,19 +40,22 @@ class SqliteWorkerRegistry:
     def register(self, node_id: str, address: str, capacity: int) -> None:
         with self._f.lock:
             self._f.execute(
-                "INSERT INTO workers (node_id, address, capacity, state, heartbeat_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET"
+                "INSERT INTO workers (node_id, address, capacity, free, state, heartbeat_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET"
                 " address = excluded.address, capacity = excluded.capacity,"
-                " state = excluded.state, heartbeat_at = excluded.heartbeat_at",
-                (node_id, address, capacity, WorkerState.ACTIVE.value, time.time()),
+                " free = excluded.free, state = excluded.state,"
+                " heartbeat_at = excluded.heartbeat_at",
+                (node_id, address, capacity, capacity, WorkerState.ACTIVE.value, time.time()),
             )
 
-    def heartbeat(self, node_id: str, capacity: int | None = None) -> WorkerState | None:
+    def heartbeat(
+        self, node_id: str, capacity: int | None = None, free: int | None = None
+    ) -> WorkerState | None:
         with self._f.lock:
             row = self._f.execute(
-                "UPDATE workers SET heartbeat_at = ?, capacity = coalesce(?, capacity)"
-                " WHERE node_id = ? RETURNING state",
-                (time.time(), capacity, node_id),
+                "UPDATE workers SET heartbeat_at = ?, capacity = coalesce(?, capacity),"
+                " free = coalesce(?, free) WHERE node_id = ? RETURNING state",
+                (time.time(), capacity, free, node_id),
             ).fetchone()
         return None if row is None else WorkerState(row[0])
 
@@ -74,11 +77,14 @@ class SqliteWorkerRegistry:
         oldest = now - max_age_s if max_age_s is not None else float("-inf")
         with self._f.lock:
             rows = self._f.execute(
-                "SELECT node_id, address, capacity, state, heartbeat_at FROM workers"
+                "SELECT node_id, address, capacity, state, heartbeat_at, free FROM workers"
                 " WHERE heartbeat_at >= ? ORDER BY node_id",
                 (oldest,),
             ).fetchall()
-        return [Worker(n, a, c, WorkerState(s), h, max(0.0, now - h)) for n, a, c, s, h in rows]
+        return [
+            Worker(n, a, c, WorkerState(s), h, max(0.0, now - h), f)
+            for n, a, c, s, h, f in rows
+        ]
 
     def sweep(self, max_age_s: float) -> list[str]:
         with self._f.lock:

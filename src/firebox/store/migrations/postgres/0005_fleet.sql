@@ -4,6 +4,7 @@ CREATE TABLE firebox_workers (
     node_id      TEXT PRIMARY KEY,
     address      TEXT NOT NULL,
     capacity     INTEGER NOT NULL,
+    free         INTEGER NOT NULL DEFAULT 0,
     state        TEXT NOT NULL,
     heartbeat_at DOUBLE PRECISION NOT NULL
 );

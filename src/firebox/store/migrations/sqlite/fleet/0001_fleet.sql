@@ -2,6 +2,7 @@ CREATE TABLE workers (
     node_id      TEXT PRIMARY KEY,
     address      TEXT NOT NULL,
     capacity     INTEGER NOT NULL,
+    free         INTEGER NOT NULL DEFAULT 0,
     state        TEXT NOT NULL,
     heartbeat_at REAL NOT NULL
 );
