@@ -11,7 +11,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +38,9 @@ from firebox.control.provisioned import ProvisionedConcurrency
 from firebox.control.resolve import Resolver
 from firebox.control.versions import Versions
 from firebox.credentials import RootCredentials, load_credentials
+from firebox.fleet.directory import RegistryDirectory
+from firebox.fleet.leader import LeaseKeeper
+from firebox.fleet.worker_role import WorkerRole, member_prefix
 from firebox.invoke.enqueue import EventIntake, GroupCommitter
 from firebox.invoke.pollers import Pollers
 from firebox.invoke.sync import Invoker
@@ -60,9 +63,11 @@ from firebox.store.private import private_dir
 from firebox.store.queue.base import EventQueue
 from firebox.store.queue.sqlite import SqliteEventQueue
 from firebox.triggers import Triggers
-from firebox.workers.concurrency import ConcurrencyLimiter
+from firebox.workers import wire
+from firebox.workers.concurrency import Concurrency, ConcurrencyLimiter, SharedConcurrency
 from firebox.workers.manager import WorkerManager
-from firebox.workers.placement import Placement
+from firebox.workers.placement import MemberView, Placement
+from firebox.workers.remote import RemoteWorker
 from firebox.workers.service import WorkerService
 
 log = logging.getLogger(__name__)
@@ -147,8 +152,11 @@ def make_queue(settings: Settings, dbs: dict[str, PostgresDatabase]) -> EventQue
     return SqliteEventQueue(settings.data_dir / "queue.db")
 
 
-def make_fleet(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Fleet:
-    """The worker registry, leases and concurrency reservations."""
+def make_fleet(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Fleet | None:
+    """The store the fleet coordinates through (registry, leases, reservations); None for
+    a lone process, which keeps all of that in memory."""
+    if not settings.fleet:
+        return None
     if settings.database_url:
         from firebox.store.fleet.postgres import PostgresFleet
 
@@ -172,6 +180,7 @@ def make_code_store(settings: Settings) -> CodeStore:
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        roles = settings.roles
         data = settings.data_dir
         # Only the server enters the data dir: sandboxes get their code and layers by
         # bind mounts made as root, never through this path.
@@ -183,12 +192,13 @@ class App:
         self.url_secret = hashlib.sha256(
             b"firebox-code-url:" + creds.secret_access_key.encode()
         ).digest()
+        self.member = member_prefix(settings)
         self.databases = make_databases(settings)
         self.metadata = make_metadata(settings, self.databases)
         self.code = make_code_store(settings)
         self.log_store = make_log_store(settings, self.databases)
-        self.fleet = make_fleet(settings, self.databases)
         self.log_writer = LogWriter(self.log_store)
+        self.fleet = make_fleet(settings, self.databases)
         self.catalog = Catalog(settings, self.metadata, self.code, self.code_url)
         self.functions = Functions(self.catalog)
         self.versions = Versions(self.catalog)
@@ -196,18 +206,39 @@ class App:
         self.layers = Layers(self.catalog)
         self.function_settings = FunctionSettings(self.catalog)
         self.resolver = Resolver(self.catalog)
-        self.limiter = ConcurrencyLimiter(settings.account_concurrency)
-        self.backend = make_backend(settings)
-        self.manager = WorkerManager(settings, self.backend, self.code, self.log_writer.append)
-        self.worker = WorkerService(
-            "local", self.manager, self.log_writer.flush, settings.worker_memory_mb
+        self.limiter: Concurrency = (
+            SharedConcurrency(self.fleet.reservations, self.member, settings.account_concurrency)
+            if self.fleet is not None
+            else ConcurrencyLimiter(settings.account_concurrency)
         )
-        self.placement = Placement(self.worker)
+        # The worker role: this process's environments, behind the internal protocol.
+        self.backend: SandboxBackend | None = None
+        self.workers: WorkerRole | None = None
+        if "worker" in roles:
+            backend = self.backend = make_backend(settings)
+            self.workers = WorkerRole(
+                settings,
+                lambda: WorkerManager(settings, backend, self.code, self.log_writer.append),
+                self.log_writer.flush,
+                self.fleet,
+                wire.fleet_key(creds.secret_access_key),
+            )
+            self.workers.on_generation.append(self._on_worker_generation)
+        # Placement: the local worker alone, or the fleet's workers from the registry.
+        self.directory: RegistryDirectory | None = None
+        self._remotes: dict[str, RemoteWorker] = {}
+        if self.fleet is not None:
+            self.directory = RegistryDirectory(self.fleet.registry, settings.heartbeat_s)
+        self.placement = Placement(
+            self.workers.current if self.workers is not None else None,
+            self.directory,
+            self._remote,
+        )
         self.invoker = Invoker(self.resolver, self.placement, self.limiter)
         self.provisioned = ProvisionedConcurrency(
             self.catalog,
             self.resolver,
-            self.manager,
+            self.workers.current.manager if self.workers is not None else None,
             settings.account_concurrency,
             settings.min_unreserved_concurrency,
         )
@@ -259,6 +290,26 @@ class App:
         self.triggers = Triggers(self)
         self.registrars.extend(self.triggers.registrars)
 
+    @property
+    def manager(self) -> WorkerManager | None:
+        """This process's current worker's environments (None without the worker role)."""
+        return self.workers.current.manager if self.workers is not None else None
+
+    def _remote(self, member: MemberView) -> RemoteWorker:
+        remote = self._remotes.get(member.name)
+        if remote is None or remote.address != member.address:
+            remote = self._remotes[member.name] = RemoteWorker(
+                member.name,
+                member.address,
+                wire.fleet_key(self.credentials.secret_access_key),
+                self.member,
+            )
+        return remote
+
+    async def _on_worker_generation(self, old: WorkerService, new: WorkerService) -> None:
+        self.placement.local = new
+        await self.provisioned.move_to(new.manager)
+
     # --- wiring helpers -------------------------------------------------------------
 
     def secret_for(self, access_key_id: str) -> str | None:
@@ -308,7 +359,8 @@ class App:
         keep, reserved = live
         if seq > self._retired_at.get(name, -1):
             self._retired_at[name] = seq
-            self.manager.retire(name, keep)
+            if self.manager is not None:
+                self.manager.retire(name, keep)
         if seq > self._reserved_at:
             self._reserved_at = seq
             self.limiter.set_reserved(reserved)
@@ -348,26 +400,66 @@ class App:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        await self.backend.start()
+        roles, s = self.settings.roles, self.settings
+        spawn = self._tasks.append
+        if self.backend is not None:
+            await self.backend.start()
         self.limiter.set_reserved(self.functions.reserved_by_function())
-        web_app = build_api(self, self.registrars)
-        self._runner = web.AppRunner(
-            web_app, access_log=None, handle_signals=False, lingering_time=LINGERING_TIME_S
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
-        await site.start()
-        self._tasks.append(asyncio.create_task(self.log_writer.run()))
-        self._tasks.append(asyncio.create_task(self.manager.reap_forever()))
-        self.provisioned.start(self._loop)
-        self._tasks.append(
-            asyncio.create_task(
-                sweep_retention_forever(self.log_store, self.settings.log_retention_sweep_s)
+        spawn(asyncio.create_task(self.log_writer.run()))
+        if self.workers is not None:
+            await self.workers.start()
+            spawn(asyncio.create_task(self.workers.run()))
+        if self.directory is not None:
+            await self.directory.refresh()
+            spawn(asyncio.create_task(self.directory.run()))
+        if isinstance(self.limiter, SharedConcurrency):
+            spawn(asyncio.create_task(self._maintain_reservations(self.limiter)))
+        if self.workers is not None:
+            if self.fleet is None:
+                self.provisioned.start(self._loop)
+            else:
+                # Provisioned environments are kept by one worker of the fleet.
+                spawn(asyncio.create_task(self._under_lease("provisioned", self._provision)))
+        if "api" in roles:
+            web_app = build_api(self, self.registrars)
+            self._runner = web.AppRunner(
+                web_app, access_log=None, handle_signals=False, lingering_time=LINGERING_TIME_S
             )
+            await self._runner.setup()
+            site = web.TCPSite(
+                self._runner, s.host, s.port, reuse_address=True, reuse_port=s.processes > 1
+            )
+            await site.start()
+        spawn(asyncio.create_task(sweep_retention_forever(self.log_store, s.log_retention_sweep_s)))
+        spawn(asyncio.create_task(self.meter.run(s.metering_flush_s)))
+        if "poller" in roles:
+            spawn(asyncio.create_task(self.pollers.run()))
+        await self.triggers.start(
+            urls="api" in roles,
+            pollers="poller" in roles,
+            under_lease=self._under_lease if self.fleet is not None else None,
         )
-        self._tasks.append(asyncio.create_task(self.meter.run(self.settings.metering_flush_s)))
-        self._tasks.append(asyncio.create_task(self.pollers.run()))
-        await self.triggers.start()
+
+    async def _maintain_reservations(self, limiter: SharedConcurrency) -> None:
+        while True:
+            try:
+                await limiter.maintain()
+            except Exception:
+                log.exception("renewing concurrency reservations failed")
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    async def _under_lease(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` on one process of the fleet at a time (fleet/leader.py)."""
+        assert self.fleet is not None
+        await LeaseKeeper(self.fleet.leases, name, self.member, work).run()
+
+    async def _provision(self) -> None:
+        assert self._loop is not None
+        self.provisioned.start(self._loop)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.provisioned.stop()
 
     async def stop(self) -> None:
         await self.triggers.stop()
@@ -382,15 +474,23 @@ class App:
             await self._runner.cleanup()
             self._runner = None
         await self.provisioned.stop()
-        await self.manager.close()
+        if self.workers is not None:
+            await self.workers.stop()
+        for remote in self._remotes.values():
+            remote.close()
+        if isinstance(self.limiter, SharedConcurrency):
+            with contextlib.suppress(Exception):
+                await self.limiter.close()
         # Before the backend: its shutdown can fail, and these must reach the disk.
         await self.log_writer.flush()
         self.log_store.close()
         await self.meter.close()
-        await self.backend.close()
+        if self.backend is not None:
+            await self.backend.close()
         self.event_queue.close()
-        self.fleet.close()
         self.metadata.close()
+        if self.fleet is not None:
+            self.fleet.close()
         for db in self.databases.values():
             db.close()
 

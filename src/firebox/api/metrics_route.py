@@ -27,7 +27,8 @@ async def live_state(app: App) -> LiveState:
     state = LiveState()
     for name in names:
         state.concurrent[name] = app.limiter.running(name)
-        state.provisioned_in_use[name] = app.manager.provisioned_in_use(name)
+        manager = app.manager
+        state.provisioned_in_use[name] = manager.provisioned_in_use(name) if manager else 0
     stats_fn = getattr(app, "queue_stats", None)
     if callable(stats_fn):
         try:

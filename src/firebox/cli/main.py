@@ -134,9 +134,8 @@ def serve(**flags: Any) -> None:
             return  # the first of several processes speaks for them
         c = app.credentials
         url = settings.endpoint_url
-        click.echo(
-            f"Firebox listening on {url} (data dir {settings.data_dir}, sandbox {app.backend.name})"
-        )
+        backend = app.backend.name if app.backend is not None else "none: no worker role"
+        click.echo(f"Firebox listening on {url} (data dir {settings.data_dir}, sandbox {backend})")
         click.echo("boto3:")
         click.echo(
             f"  boto3.client('lambda', endpoint_url='{url}', region_name='{settings.region}',"

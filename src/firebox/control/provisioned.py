@@ -12,6 +12,7 @@ function takes its config with it, and an environment lost to a crash is replace
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROVISIONED = "provisioned"
+# How a config's environments are, as the member of the fleet that keeps them saw last.
+PROVISIONED_STATUS = "provisioned_status"
 
 
 def _key(name: str, qualifier: str) -> str:
@@ -49,7 +52,7 @@ class ProvisionedConcurrency:
         self,
         catalog: Catalog,
         resolver: Resolver,
-        manager: WorkerManager,
+        manager: WorkerManager | None,
         account_limit: int,
         min_unreserved: int,
     ) -> None:
@@ -64,7 +67,8 @@ class ProvisionedConcurrency:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         catalog.listeners.append(self._on_change)
         catalog.on_delete.append(self._on_delete)
-        manager.provisioned_lost = self._on_lost
+        if manager is not None:
+            manager.provisioned_lost = self._on_lost
 
     # --- control plane (worker threads) -------------------------------------------------
 
@@ -149,8 +153,16 @@ class ProvisionedConcurrency:
 
     def _public(self, doc: Doc) -> Doc:
         key = _key(doc["FunctionName"], doc["Qualifier"])
-        status, reason = self._status.get(key, ("IN_PROGRESS", None))
-        ready = min(self.manager.provisioned_ready(key), doc["Requested"])
+        if self.manager is not None and self._loop is not None:
+            # This process keeps the environments: its own view is the freshest.
+            status, reason = self._status.get(key, ("IN_PROGRESS", None))
+            ready = self.manager.provisioned_ready(key)
+        else:
+            # Another member of the fleet keeps them, and records how they are.
+            seen = self.c.store.get(PROVISIONED_STATUS, key) or {}
+            status, reason = seen.get("Status", "IN_PROGRESS"), seen.get("StatusReason")
+            ready = int(seen.get("Ready", 0))
+        ready = min(ready, doc["Requested"])
         out: Doc = {
             "RequestedProvisionedConcurrentExecutions": doc["Requested"],
             "AvailableProvisionedConcurrentExecutions": ready,
@@ -186,9 +198,25 @@ class ProvisionedConcurrency:
             self._schedule(doc["FunctionName"], doc["Qualifier"])
 
     async def stop(self) -> None:
+        self._loop = None
         for task in list(self._tasks.values()):
             task.cancel()
         self._tasks.clear()
+
+    async def move_to(self, manager: WorkerManager) -> None:
+        """A new worker generation takes over: provision every config there (the old one
+        keeps serving until then, and drains after)."""
+        old, self.manager = self.manager, manager
+        manager.provisioned_lost = self._on_lost
+        if self._loop is None:
+            return
+        docs = await asyncio.to_thread(self.c.store.list, PROVISIONED)
+        for _, doc in docs:
+            self._start_task(doc["FunctionName"], doc["Qualifier"])
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if old is not None:
+            for _, doc in docs:
+                old.unprovision(_key(doc["FunctionName"], doc["Qualifier"]))
 
     def _schedule(self, name: str, qualifier: str) -> None:
         loop = self._loop
@@ -228,18 +256,23 @@ class ProvisionedConcurrency:
                 # The version or alias went away: so does its config.
                 await asyncio.to_thread(self.c.store.delete, PROVISIONED, key)
                 doc = None
+        manager = self.manager
+        if manager is None:
+            return
         if doc is None:
-            self.manager.unprovision(key)
+            manager.unprovision(key)
             self._status.pop(key, None)
+            await asyncio.to_thread(self.c.store.delete, PROVISIONED_STATUS, key)
             return
         requested = int(doc["Requested"])
-        if self.manager.provisioned_ready(key) < requested:
+        if manager.provisioned_ready(key) < requested:
             self._status[key] = ("IN_PROGRESS", None)
         try:
-            ready = await self.manager.provision(key, fv, requested)
+            ready = await manager.provision(key, fv, requested)
         except Exception as exc:  # a backend failure must not kill the loop's task quietly
             log.exception("provisioning %s failed", key)
             self._status[key] = ("FAILED", f"FUNCTION_ERROR_INIT_FAILURE: {exc}")
+            await self._record(key, 0)
             return
         if ready >= requested:
             self._status[key] = ("READY", None)
@@ -249,3 +282,11 @@ class ProvisionedConcurrency:
                 "FUNCTION_ERROR_INIT_FAILURE: the function failed to initialize "
                 f"({ready} of {requested} environments ready)",
             )
+        await self._record(key, ready)
+
+    async def _record(self, key: str, ready: int) -> None:
+        """Write down how a config's environments are, for the rest of the fleet."""
+        status, reason = self._status.get(key, ("IN_PROGRESS", None))
+        seen = {"Status": status, "StatusReason": reason, "Ready": ready}
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.c.store.put, PROVISIONED_STATUS, key, seen)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from firebox.app import App
 
 log = logging.getLogger(__name__)
+
+UnderLease = Callable[[str, Callable[[], Awaitable[None]]], Coroutine[Any, Any, None]]
 
 
 class Triggers:
@@ -51,11 +53,32 @@ class Triggers:
         """Invoke asynchronously (InvocationType Event): durably queued, then retried."""
         return await self.app.submit_event(ref, payload)
 
-    async def start(self) -> None:
-        if self.app.settings.url_port > 0:
+    async def start(
+        self,
+        *,
+        urls: bool = True,
+        pollers: bool = True,
+        under_lease: UnderLease | None = None,
+    ) -> None:
+        """Serve function URLs (the api role) and run schedules and event source mappings
+        (the poller role) — in a fleet, each on one process at a time (``under_lease``)."""
+        if urls and self.app.settings.url_port > 0:
             await self.url_server.start()
-        self._tasks.append(asyncio.create_task(self.scheduler.run()))
+        if not pollers:
+            return
+        if under_lease is None:
+            self._tasks.append(asyncio.create_task(self.scheduler.run()))
+            await self.esm.start()
+            return
+        self._tasks.append(asyncio.create_task(under_lease("scheduler", self.scheduler.run)))
+        self._tasks.append(asyncio.create_task(under_lease("event-source-mappings", self._esm)))
+
+    async def _esm(self) -> None:
         await self.esm.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.esm.stop()
 
     async def stop(self) -> None:
         await self.esm.stop()

@@ -152,8 +152,9 @@ class UrlServer:
             web_app, access_log=None, handle_signals=False, lingering_time=LINGERING_TIME_S
         )
         await self._runner.setup()
+        s = self.app.settings
         site = web.TCPSite(
-            self._runner, self.app.settings.host, self.app.settings.url_port, reuse_address=True
+            self._runner, s.host, s.url_port, reuse_address=True, reuse_port=s.processes > 1
         )
         await site.start()
 

@@ -71,8 +71,7 @@ class PostgresWorkerRegistry:
                 (max_age_s, max_age_s),
             ).fetchall()
         return [
-            Worker(n, a, c, WorkerState(s), h, max(0.0, age), f)
-            for n, a, c, s, h, age, f in rows
+            Worker(n, a, c, WorkerState(s), h, max(0.0, age), f) for n, a, c, s, h, age, f in rows
         ]
 
     def sweep(self, max_age_s: float) -> list[str]:

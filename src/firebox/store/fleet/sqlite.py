@@ -82,8 +82,7 @@ class SqliteWorkerRegistry:
                 (oldest,),
             ).fetchall()
         return [
-            Worker(n, a, c, WorkerState(s), h, max(0.0, now - h), f)
-            for n, a, c, s, h, f in rows
+            Worker(n, a, c, WorkerState(s), h, max(0.0, now - h), f) for n, a, c, s, h, f in rows
         ]
 
     def sweep(self, max_age_s: float) -> list[str]:
