@@ -46,7 +46,7 @@ from firebox.invoke.pollers import Pollers
 from firebox.invoke.sync import Invoker
 from firebox.observe.logs import LogWriter, sweep_retention_forever
 from firebox.observe.metering import Meter, Prices
-from firebox.observe.metrics import Metrics
+from firebox.observe.metrics import LiveState, Metrics
 from firebox.sandbox.base import SandboxBackend, SandboxUnavailable
 from firebox.settings import Settings
 from firebox.store.code.base import CodeStore
@@ -69,6 +69,7 @@ from firebox.workers.manager import WorkerManager
 from firebox.workers.placement import MemberView, Placement
 from firebox.workers.remote import RemoteWorker
 from firebox.workers.service import WorkerService
+from firebox.workers.wire_server import WireServer
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,12 @@ class App:
             if self.fleet is not None
             else ConcurrencyLimiter(settings.account_concurrency)
         )
+        # In a fleet every process listens on the internal protocol: workers for
+        # invocations, every member for the calls that gather fleet-wide views (metrics).
+        self.wire: WireServer | None = None
+        if self.fleet is not None:
+            self.wire = WireServer(wire.fleet_key(creds.secret_access_key))
+            self.wire.calls["metrics"] = self._metrics_call
         # The worker role: this process's environments, behind the internal protocol.
         self.backend: SandboxBackend | None = None
         self.workers: WorkerRole | None = None
@@ -221,7 +228,7 @@ class App:
                 lambda: WorkerManager(settings, backend, self.code, self.log_writer.append),
                 self.log_writer.flush,
                 self.fleet,
-                wire.fleet_key(creds.secret_access_key),
+                self.wire,
             )
             self.workers.on_generation.append(self._on_worker_generation)
         # Placement: the local worker alone, or the fleet's workers from the registry.
@@ -296,11 +303,16 @@ class App:
         return self.workers.current.manager if self.workers is not None else None
 
     def _remote(self, member: MemberView) -> RemoteWorker:
-        remote = self._remotes.get(member.name)
-        if remote is None or remote.address != member.address:
-            remote = self._remotes[member.name] = RemoteWorker(
-                member.name,
-                member.address,
+        return self.remote_at(member.name, member.address)
+
+    def remote_at(self, name: str, address: str) -> RemoteWorker:
+        """A connection to another member's internal protocol (one per process: members
+        that share an address share it)."""
+        remote = self._remotes.get(address)
+        if remote is None:
+            remote = self._remotes[address] = RemoteWorker(
+                name,
+                address,
                 wire.fleet_key(self.credentials.secret_access_key),
                 self.member,
             )
@@ -406,9 +418,13 @@ class App:
             await self.backend.start()
         self.limiter.set_reserved(self.functions.reserved_by_function())
         spawn(asyncio.create_task(self.log_writer.run()))
+        if self.wire is not None:
+            await self.wire.start(s.internal_host, s.internal_port, advertise_host=s.advertise_host)
         if self.workers is not None:
             await self.workers.start()
             spawn(asyncio.create_task(self.workers.run()))
+        elif self.fleet is not None:
+            spawn(asyncio.create_task(self._presence(self.fleet)))
         if self.directory is not None:
             await self.directory.refresh()
             spawn(asyncio.create_task(self.directory.run()))
@@ -439,6 +455,35 @@ class App:
             pollers="poller" in roles,
             under_lease=self._under_lease if self.fleet is not None else None,
         )
+
+    async def _presence(self, fleet: Fleet) -> None:
+        """A member without the worker role is in the registry too (with no capacity, so
+        placement never picks it), for fleet-wide views such as /metrics."""
+        assert self.wire is not None
+        name = f"{self.member}:0"
+        try:
+            while True:
+                try:
+                    state = await asyncio.to_thread(fleet.registry.heartbeat, name, 0, 0)
+                    if state is None:
+                        await asyncio.to_thread(
+                            fleet.registry.register, name, self.wire.advertised, 0
+                        )
+                except Exception:
+                    log.exception("heartbeat failed")
+                await asyncio.sleep(self.settings.heartbeat_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(fleet.registry.remove, name)
+
+    async def _metrics_call(self) -> dict[str, Any]:
+        """Another member gathers the fleet's metrics: this process's own counters."""
+        return {"node": self.member, "families": self.metrics.families(await self._live())}
+
+    async def _live(self) -> LiveState:
+        from firebox.api.metrics_route import live_state
+
+        return await live_state(self)
 
     async def _maintain_reservations(self, limiter: SharedConcurrency) -> None:
         while True:
@@ -476,6 +521,8 @@ class App:
         await self.provisioned.stop()
         if self.workers is not None:
             await self.workers.stop()
+        if self.wire is not None:
+            await self.wire.close()
         for remote in self._remotes.values():
             remote.close()
         if isinstance(self.limiter, SharedConcurrency):

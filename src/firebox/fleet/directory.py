@@ -24,10 +24,16 @@ class RegistryDirectory:
         self.registry = registry
         self.heartbeat_s = heartbeat_s
         self._views: list[MemberView] = []
+        # Every live member, workers or not, by address (one per process).
+        self._members: dict[str, str] = {}
         self.refreshed = asyncio.Event()
 
     def workers(self) -> list[MemberView]:
         return self._views
+
+    def members(self) -> dict[str, str]:
+        """Every live member process: address -> a member id registered there."""
+        return self._members
 
     async def refresh(self) -> None:
         max_age = self.heartbeat_s * HEARTBEAT_MISSES
@@ -35,8 +41,9 @@ class RegistryDirectory:
         self._views = [
             MemberView(w.node_id, w.address, w.capacity, w.free)
             for w in found
-            if w.state == WorkerState.ACTIVE
+            if w.state == WorkerState.ACTIVE and w.capacity > 0
         ]
+        self._members = {w.address: w.node_id for w in found}
         self.refreshed.set()
 
     async def run(self) -> None:

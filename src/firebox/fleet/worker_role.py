@@ -45,14 +45,15 @@ class WorkerRole:
         make_manager: Callable[[], WorkerManager],
         logs_durable: Callable[[], Awaitable[None]],
         fleet: Fleet | None,
-        key: bytes,
+        wire: WireServer | None,
     ) -> None:
         self.settings = settings
         self._make_manager = make_manager
         self._logs_durable = logs_durable
         self.fleet = fleet
-        self.wire = None if fleet is None else WireServer(key)
-        self.address = ""
+        # The process's internal-protocol listener (started by App), None for a lone
+        # process: INVOKEs arriving there go to the current generation.
+        self.wire = wire
         self.generation = 0
         self.current = self._new_generation()
         self._draining: set[asyncio.Task[None]] = set()
@@ -69,12 +70,12 @@ class WorkerRole:
             self.wire.worker = service
         return service
 
+    @property
+    def address(self) -> str:
+        return self.wire.advertised if self.wire is not None else ""
+
     async def start(self) -> None:
-        if self.wire is not None and self.fleet is not None:
-            s = self.settings
-            self.address = await self.wire.start(s.internal_host, s.internal_port)
-            if s.advertise_host:
-                self.address = f"{s.advertise_host}:{self.address.rpartition(':')[2]}"
+        if self.fleet is not None:
             await self._register(self.current)
 
     async def _register(self, service: WorkerService) -> None:
@@ -156,8 +157,6 @@ class WorkerRole:
     async def stop(self) -> None:
         for task in list(self._draining):
             task.cancel()
-        if self.wire is not None:
-            await self.wire.close()
         await self.current.manager.close()
         if self.fleet is not None:
             with contextlib.suppress(Exception):

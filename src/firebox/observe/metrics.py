@@ -161,3 +161,50 @@ class Metrics:
         thread at a time (the event loop)."""
         self._live.state = state
         return generate_latest(self.registry)
+
+    def families(self, state: LiveState) -> list[dict[str, Any]]:
+        """This process's metrics as plain data, for the fleet-wide /metrics."""
+        self._live.state = state
+        out = []
+        for metric in self.registry.collect():
+            out.append(
+                {
+                    "name": metric.name,
+                    "type": metric.type,
+                    "help": metric.documentation,
+                    "samples": [[s.name, s.labels, s.value] for s in metric.samples],
+                }
+            )
+        return out
+
+
+# Gauges read from the shared store (the async queue): every member sees the same values,
+# so the fleet-wide view takes them from the member answering the scrape only.
+SHARED_FAMILIES = (
+    "firebox_async_queue_depth",
+    "firebox_async_oldest_event_age_seconds",
+    "firebox_async_dead_lettered_events",
+)
+
+
+def render_fleet(by_node: dict[str, list[dict[str, Any]]], local: str) -> bytes:
+    """One exposition of several members' metrics, every sample labelled with its
+    ``node``; the store-wide gauges come from ``local`` alone."""
+    merged: dict[str, Metric] = {}
+    for node, families in by_node.items():
+        for fam in families:
+            if fam["name"] in SHARED_FAMILIES and node != local:
+                continue
+            metric = merged.get(fam["name"])
+            if metric is None:
+                metric = merged[fam["name"]] = Metric(fam["name"], fam["help"], fam["type"])
+            for name, labels, value in fam["samples"]:
+                metric.add_sample(name, {**labels, "node": node}, value)
+
+    class _Merged(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield from merged.values()
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged())
+    return generate_latest(registry)

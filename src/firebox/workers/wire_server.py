@@ -173,8 +173,12 @@ class WireServer:
         self.connections: set[_ServerConnection] = set()
         self._server: asyncio.AbstractServer | None = None
         self.address = ""
+        # The address other nodes use (a public host name instead of a bind address).
+        self.advertised = ""
 
-    async def start(self, host: str, port: int = 0, unix_path: str | None = None) -> str:
+    async def start(
+        self, host: str, port: int = 0, unix_path: str | None = None, advertise_host: str = ""
+    ) -> str:
         """Start listening; returns the address front ends should connect to."""
         loop = asyncio.get_running_loop()
         if unix_path is not None:
@@ -185,7 +189,10 @@ class WireServer:
             bound = self._server.sockets[0].getsockname()
             shown = f"[{host}]" if ":" in host else host
             self.address = f"{shown}:{bound[1]}"
-        return self.address
+        self.advertised = self.address
+        if advertise_host and unix_path is None:
+            self.advertised = f"{advertise_host}:{self.address.rpartition(':')[2]}"
+        return self.advertised
 
     async def close(self) -> None:
         if self._server is not None:
