@@ -19,7 +19,7 @@ import json
 import os
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 HEAD = struct.Struct("!IBII")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -89,8 +89,8 @@ class Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (uvloop's transports are not asyncio.Transport subclasses, but behave as one.)
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (2, 10):  # AF_INET, AF_INET6
             import socket
