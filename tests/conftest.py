@@ -129,9 +129,17 @@ class Server:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
+        roles = str(self.settings.get("role", "all"))
+        serves_api = "api" in roles or "all" in roles
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            if not serves_api:
+                # No API to ask: the server says when it is up.
+                if b"Firebox ready: roles" in self.log_path.read_bytes():
+                    return self
+                time.sleep(0.05)
+                continue
             try:
                 with urllib.request.urlopen(self.endpoint + "/_firebox/health", timeout=1):
                     return self

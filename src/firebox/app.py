@@ -29,12 +29,12 @@ from firebox.api import (
 from firebox.api.server import LINGERING_TIME_S, build_api, presign_code_url
 from firebox.arn import LATEST, FunctionRef
 from firebox.control.aliases import Aliases
-from firebox.control.catalog import FUNCTION, VERSION, Catalog
+from firebox.control.catalog import ALIAS, FUNCTION, VERSION, Catalog
 from firebox.control.event_invoke import EventInvokeConfigs
 from firebox.control.function_settings import FunctionSettings
 from firebox.control.functions import Functions
 from firebox.control.layers import Layers
-from firebox.control.provisioned import ProvisionedConcurrency
+from firebox.control.provisioned import PROVISIONED, ProvisionedConcurrency
 from firebox.control.resolve import Resolver
 from firebox.control.versions import Versions
 from firebox.credentials import RootCredentials, load_credentials
@@ -55,6 +55,7 @@ from firebox.store.fleet.base import Fleet
 from firebox.store.logs.base import LogStore
 from firebox.store.logs.sqlite import SqliteLogStore
 from firebox.store.metadata.base import MetadataStore
+from firebox.store.metadata.feed import Change
 from firebox.store.metadata.sqlite import SqliteMetadataStore
 from firebox.store.metering.base import UsageStore
 from firebox.store.metering.sqlite import SqliteUsageStore
@@ -121,7 +122,9 @@ def make_metadata(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Metad
         from firebox.store.metadata.postgres import PostgresMetadataStore
 
         return PostgresMetadataStore(dbs[settings.database_url])
-    return SqliteMetadataStore(settings.data_dir / "metadata.db", settings.test_commit_delay_s)
+    return SqliteMetadataStore(
+        settings.data_dir / "metadata.db", settings.test_commit_delay_s, shared=settings.fleet
+    )
 
 
 def make_log_store(settings: Settings, dbs: dict[str, PostgresDatabase]) -> LogStore:
@@ -150,7 +153,7 @@ def make_queue(settings: Settings, dbs: dict[str, PostgresDatabase]) -> EventQue
         # A node's identity outlives restarts (host + data dir): it releases its own leases.
         node = f"{socket.gethostname()}:{settings.data_dir}"
         return PostgresEventQueue(dbs[settings.queue_database_url], node)
-    return SqliteEventQueue(settings.data_dir / "queue.db")
+    return SqliteEventQueue(settings.data_dir / "queue.db", sole_owner=not settings.fleet)
 
 
 def make_fleet(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Fleet | None:
@@ -291,6 +294,7 @@ class App:
         self._retired_at: dict[str, int] = {}
         self._reserved_at = -1
         self._change_tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Function URLs, policies, EventBridge rules, event source mappings.
@@ -355,6 +359,24 @@ class App:
             return
         loop.call_soon_threadsafe(self._apply_change, name, seq, live)
 
+    def _on_store_change(self, change: Change) -> None:
+        """A committed write anywhere in the fleet (the metadata store's change feed, in
+        the store's thread): drop what caches hold of it, and let the data plane follow."""
+        self.resolver.on_change(change)
+        self.event_configs.on_change(change)
+        self.triggers.on_store_change(change)
+        kind, name = change.kind, change.key.split("/", 1)[0]
+        if not kind:
+            for env_name in (
+                {e.fv.name for e in self.manager.environments()} if self.manager else ()
+            ):
+                self._on_function_changed(env_name)
+            self._on_function_changed("")
+        elif kind in (FUNCTION, VERSION, ALIAS):
+            self._on_function_changed(name)
+        elif kind == PROVISIONED and not change.prefix:
+            self.provisioned.schedule_key(change.key)
+
     async def _apply_change_later(self, name: str, seq: int) -> None:
         try:
             live = await asyncio.to_thread(self._live_revisions, name)
@@ -417,6 +439,8 @@ class App:
         if self.backend is not None:
             await self.backend.start()
         self.limiter.set_reserved(self.functions.reserved_by_function())
+        # Other processes' and nodes' writes reach this process's caches.
+        self._unsubscribe = self.metadata.subscribe(self._on_store_change)
         spawn(asyncio.create_task(self.log_writer.run()))
         if self.wire is not None:
             await self.wire.start(s.internal_host, s.internal_port, advertise_host=s.advertise_host)
@@ -507,6 +531,8 @@ class App:
             await self.provisioned.stop()
 
     async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         await self.triggers.stop()
         # In the reverse order of their start, each gone before the next stops: the pollers
         # record what already ran while the log writer still commits its lines.

@@ -19,7 +19,6 @@ import urllib.request
 from typing import Any
 
 import pytest
-import rgw
 from botocore.exceptions import ClientError
 
 from conftest import Server, invoke_json, needs_root, python_function, unique
@@ -72,16 +71,14 @@ def test_processes_share_the_port_and_each_serves(two_processes: Server) -> None
     python_function(lam, name, ECHO)
     # Each new connection goes to one process or the other (SO_REUSEPORT): with fresh
     # clients, both processes end up answering invokes.
-    wait_for(
-        lambda: (
-            [invoke_json(srv.client("lambda"), name, {"i": 1}) for _ in range(4)]
-            and len(invocations_by_node(metrics(srv), name)) == 2
-        ),
-        60,
-        "invocations answered by both processes",
-    )
-    counts = invocations_by_node(metrics(srv), name)
-    assert len(counts) == 2 and all(v >= 1 for v in counts.values()), counts
+    def both() -> dict[str, float] | None:
+        for _ in range(4):
+            invoke_json(srv.client("lambda"), name, {"i": 1})
+        counts = invocations_by_node(metrics(srv), name)
+        return counts if len(counts) == 2 else None
+
+    counts = wait_for(both, 60, "invocations answered by both processes")
+    assert all(v >= 1 for v in counts.values()), counts
 
 
 def test_reserved_concurrency_counts_once_across_processes(two_processes: Server) -> None:
@@ -151,22 +148,23 @@ def test_a_killed_process_is_replaced_while_the_other_serves(two_processes: Serv
 class Fleet:
     """Nodes sharing one database and one bucket, each with its own data dir and port."""
 
-    def __init__(self, factory: Any, pg_url: str, s3: rgw.Rgw, bucket: str) -> None:
+    def __init__(self, factory: Any, pg_url: str, bucket: str) -> None:
         self.factory = factory
         self.common = {
             "database_url": pg_url,
             "code_store_url": f"s3://{bucket}/code",
             "heartbeat_s": 0.2,
         }
-        self.s3 = s3
 
     def node(self, **settings: Any) -> Server:
-        return self.factory(**self.common, **settings, _env=self.s3.env())
+        return self.factory(**self.common, **settings)
 
 
 @pytest.fixture
-def fleet(server_factory: Any, pg_url: str, s3_service: rgw.Rgw, s3_bucket: str) -> Fleet:
-    return Fleet(server_factory, pg_url, s3_service, s3_bucket)
+def fleet(pg_url: str, s3_bucket: str, s3_env: Any, server_factory: Any) -> Fleet:
+    # s3_env: the standard AWS variables, which the nodes inherit, point at radosgw. The
+    # servers (server_factory) come last: they stop before the database goes.
+    return Fleet(server_factory, pg_url, s3_bucket)
 
 
 def test_a_function_created_on_one_node_is_invoked_on_another(fleet: Fleet) -> None:
@@ -254,7 +252,10 @@ def test_a_worker_killed_mid_load_loses_no_accepted_async_event(fleet: Fleet) ->
         seen: set[int] = set()
         kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{name}", "filterPattern": "token"}
         while True:
-            page = logs.filter_log_events(**kwargs)
+            try:
+                page = logs.filter_log_events(**kwargs)
+            except logs.exceptions.ResourceNotFoundException:
+                return seen  # the group appears with the first lines written
             for e in page["events"]:
                 seen.add(int(e["message"].split()[1]))
             if not page.get("nextToken"):
@@ -264,7 +265,10 @@ def test_a_worker_killed_mid_load_loses_no_accepted_async_event(fleet: Fleet) ->
     # Mid-load, proven by what has run, not by a sleep.
     wait_for(lambda: len(tokens()) >= 20, 60, "the first events to run")
     w1.kill9()
-    wait_for(lambda: tokens() >= set(range(total)), 120, "every accepted event to run")
+    try:
+        wait_for(lambda: tokens() >= set(range(total)), 120, "every accepted event to run")
+    finally:
+        print("missing", sorted(set(range(total)) - tokens()), metrics(front)[-3000:])
 
 
 def test_a_worker_at_its_lease_end_drains_without_failing_an_invoke(fleet: Fleet) -> None:

@@ -132,6 +132,10 @@ def serve(**flags: Any) -> None:
     def ready() -> None:
         if settings.process_index > 0:
             return  # the first of several processes speaks for them
+        if "api" not in settings.roles:
+            click.echo(f"Firebox ready: roles {', '.join(sorted(settings.roles))}, no API here")
+            sys.stdout.flush()
+            return
         c = app.credentials
         url = settings.endpoint_url
         backend = app.backend.name if app.backend is not None else "none: no worker role"

@@ -11,6 +11,7 @@ Keys in the metadata store (lexical order is listing order):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import threading
 import uuid
@@ -48,6 +49,40 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class ControlLock:
+    """Serialises the control plane's read-modify-write sequences: between this process's
+    threads (an RLock) and, through the metadata store's lock, between every process that
+    shares the store. Re-entrant: only the outermost ``with`` takes the store's lock."""
+
+    def __init__(self, store_lock: Callable[[], contextlib.AbstractContextManager[None]]):
+        self._local = threading.RLock()
+        self._store_lock = store_lock
+        self._depth = 0
+        self._held: contextlib.AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> ControlLock:
+        self._local.acquire()
+        if self._depth == 0:
+            held = self._store_lock()
+            try:
+                held.__enter__()
+            except BaseException:
+                self._local.release()
+                raise
+            self._held = held
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._held is not None:
+                held, self._held = self._held, None
+                held.__exit__(None, None, None)
+        finally:
+            self._local.release()
+
+
 class Catalog:
     """Shared state of the control plane. Writers hold ``lock`` across read-modify-write."""
 
@@ -62,7 +97,7 @@ class Catalog:
         self.store = store
         self.code = code
         self.code_url = code_url
-        self.lock = threading.RLock()
+        self.lock = ControlLock(store.lock)
         # Called with a function name after any change to it (caches, warm environments).
         self.listeners: list[Callable[[str], None]] = []
         # Called with a function's name after the whole function is deleted, so that what

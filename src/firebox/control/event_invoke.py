@@ -26,6 +26,7 @@ from firebox.messages import (
     Message,
 )
 from firebox.store.metadata.base import DeletePrefix, Doc
+from firebox.store.metadata.feed import Change
 
 EVENT_INVOKE_CONFIG = "event_invoke_config"
 DEFAULT_MAX_RETRIES = 2
@@ -189,6 +190,15 @@ class EventInvokeConfigs:
         return out
 
     # --- for the pollers and the catalog ----------------------------------------------
+
+    def on_change(self, change: Change) -> None:
+        """A write anywhere in the fleet (the metadata store's change feed)."""
+        if not change.kind:
+            self._generation += 1
+            self._cache.clear()
+        elif change.kind == EVENT_INVOKE_CONFIG:
+            name, _, qualifier = change.key.partition("/")
+            self._invalidate(name, None if change.prefix else qualifier or None)
 
     def _invalidate(self, name: str, qualifier: str | None) -> None:
         self._generation += 1

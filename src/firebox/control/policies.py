@@ -39,6 +39,7 @@ from firebox.messages import (
     RESOURCE_NOT_FOUND,
 )
 from firebox.store.metadata.base import DeletePrefix, Doc
+from firebox.store.metadata.feed import Change
 
 POLICY = "policy"
 
@@ -164,6 +165,14 @@ class Policies:
             raise RESOURCE_NOT_FOUND()
         policy = {"Version": "2012-10-17", "Id": "default", "Statement": doc["Statement"]}
         return {"Policy": json.dumps(policy), "RevisionId": doc["RevisionId"]}
+
+    def on_change(self, change: Change) -> None:
+        """A write anywhere in the fleet (the metadata store's change feed)."""
+        if change.kind not in ("", POLICY):
+            return
+        for key in list(self._cache):
+            if change.covers(POLICY, key):
+                self._cache.pop(key, None)
 
     def drop_function(self, name: str) -> None:
         """The function is gone: so are all its policies (catalog.on_delete hook)."""

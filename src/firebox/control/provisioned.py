@@ -218,6 +218,12 @@ class ProvisionedConcurrency:
             for _, doc in docs:
                 old.unprovision(_key(doc["FunctionName"], doc["Qualifier"]))
 
+    def schedule_key(self, key: str) -> None:
+        """A config changed elsewhere in the fleet (its store key): reconcile it here, if
+        this process keeps the environments."""
+        name, _, qualifier = key.partition("/")
+        self._schedule(name, qualifier)
+
     def _schedule(self, name: str, qualifier: str) -> None:
         loop = self._loop
         if loop is None:

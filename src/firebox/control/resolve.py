@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firebox.arn import LATEST
-from firebox.control.catalog import Catalog
+from firebox.control.catalog import ALIAS, FUNCTION, VERSION, Catalog
 from firebox.store.metadata.base import Doc
+from firebox.store.metadata.feed import Change
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,14 @@ class Resolver:
         self._loading: dict[tuple[str, str], tuple[int, asyncio.Future[_Target]]] = {}
         self._rng = random.Random()
         catalog.listeners.append(self.invalidate)
+
+    def on_change(self, change: Change) -> None:
+        """A write anywhere in the fleet (the metadata store's change feed)."""
+        if not change.kind:
+            for name in {k[0] for k in list(self._cache)}:
+                self.invalidate(name)
+        elif change.kind in (FUNCTION, VERSION, ALIAS):
+            self.invalidate(change.key.split("/", 1)[0])
 
     def invalidate(self, name: str) -> None:
         self._generation[name] = self._generation.get(name, 0) + 1

@@ -18,6 +18,7 @@ from typing import Any
 from firebox.control.catalog import ALIAS, FUNCTION, Catalog, now_iso, paginate
 from firebox.messages import RESOURCE_NOT_FOUND, URL_EXISTS, URL_FUNCTION_MISSING
 from firebox.store.metadata.base import Delete, Doc, Put
+from firebox.store.metadata.feed import Change
 
 URL, URL_ID = "url", "url-id"
 
@@ -163,6 +164,18 @@ class FunctionUrls:
             if alias and self.c.store.get(ALIAS, f"{name}/{alias}") is None:
                 self.c.store.batch([Delete(URL, key), Delete(URL_ID, doc["_id"])])
                 self._forget(doc["_id"])
+
+    def on_change(self, change: Change) -> None:
+        """A write anywhere in the fleet (the metadata store's change feed)."""
+        if not change.kind or (change.kind == URL_ID and change.prefix):
+            for url_id in list(self._by_id):
+                self._forget(url_id)
+        elif change.kind == URL_ID:
+            self._forget(change.key)
+        elif change.kind == URL:
+            for url_id, (name, qualifier, _) in list(self._by_id.items()):
+                if change.covers(URL, _key(name, qualifier)):
+                    self._forget(url_id)
 
     def _forget(self, url_id: str) -> None:
         self._changes += 1

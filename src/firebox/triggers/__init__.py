@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from firebox.arn import FunctionRef
-from firebox.control.event_sources import EventSourceMappings
+from firebox.control.event_sources import ESM, EventSourceMappings
 from firebox.control.policies import Policies
 from firebox.control.urls import FunctionUrls
+from firebox.store.metadata.feed import Change
 from firebox.triggers.esm import EsmManager
 from firebox.triggers.function_urls import UrlServer
 from firebox.triggers.rules import Rules
@@ -48,6 +49,13 @@ class Triggers:
         self.event_sources = EventSourceMappings(app.catalog)
         self.esm = EsmManager(app, self.event_sources)
         self._tasks: list[asyncio.Task[Any]] = []
+
+    def on_store_change(self, change: Change) -> None:
+        """A committed write anywhere in the fleet (the metadata store's change feed)."""
+        self.policies.on_change(change)
+        self.urls.on_change(change)
+        if change.kind in ("", ESM):
+            self.esm.on_store_change(change)
 
     async def submit(self, ref: FunctionRef, payload: bytes) -> str:
         """Invoke asynchronously (InvocationType Event): durably queued, then retried."""

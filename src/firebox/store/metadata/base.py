@@ -11,6 +11,7 @@ shared by several nodes (PostgreSQL), writes of the other nodes too.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,6 +72,11 @@ class MetadataStore(Protocol):
 
     def next_counter(self, name: str) -> int:
         """Atomically increment and return a named counter (starts at 1)."""
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the store against every other process's read-modify-write (blocking: call
+        it from a worker thread). The control plane holds it across a read and the write
+        that depends on it, so that two nodes never both publish version 3."""
 
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``callback`` with each committed write from now on, in a store thread (keep

@@ -8,9 +8,10 @@ into one by PostgreSQL, which a cache invalidation does not mind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from firebox.store.metadata.base import Delete, DeletePrefix, Doc, Put, Write, change_of
@@ -45,6 +46,10 @@ def _change(payload: str) -> Change:
         return EVERYTHING
 
 
+# Any fixed 64-bit key, distinct from the migrations' (store/migrations).
+CONTROL_LOCK_KEY = 0x46_42_43_54_52_4C  # "FBCTRL"
+
+
 class PostgresMetadataStore:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
@@ -55,6 +60,16 @@ class PostgresMetadataStore:
             lambda payload: self._feed.publish([_change(payload)]),
             lambda: self._feed.publish([EVERYTHING]),
         )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """A session advisory lock on a connection of the pool, for the ``with`` block."""
+        with self._db.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (CONTROL_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (CONTROL_LOCK_KEY,))
 
     def get(self, kind: str, key: str) -> Doc | None:
         with self._db.connection() as conn:

@@ -1,9 +1,19 @@
-"""Metadata in SQLite (WAL) in the data dir: the zero-setup default."""
+"""Metadata in SQLite (WAL) in the data dir: the zero-setup default.
+
+When several processes share the file (``--processes``: ``shared=True``), every write
+also records what it changed in a ``changes`` table, in the same transaction, and a
+thread reads the other processes' changes every POLL_S into this store's feed;
+read-modify-write sequences of the control plane are serialised across the processes by
+a file lock (``lock``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +26,13 @@ from firebox.store.migrations import migrate_sqlite
 from firebox.store.private import connect_private
 
 
+log = logging.getLogger(__name__)
+
+# How often a shared store looks for other processes' changes, and how long they are kept.
+POLL_S = 0.1
+CHANGES_KEPT_S = 120.0
+
+
 def _prefix_end(prefix: str) -> str:
     # Every key starting with prefix sorts below prefix + U+10FFFF.
     return prefix + "\U0010ffff"
@@ -26,7 +43,7 @@ class SqliteMetadataStore:
     fsync), and one for reads, which WAL lets proceed while a write commits — so a read
     never waits for a disk sync (a cache miss on the invoke path is such a read)."""
 
-    def __init__(self, path: Path, commit_delay_s: float = 0.0) -> None:
+    def __init__(self, path: Path, commit_delay_s: float = 0.0, shared: bool = False) -> None:
         # Control-plane traffic is light, and a single writer is what SQLite wants anyway.
         self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -38,8 +55,67 @@ class SqliteMetadataStore:
         self._read_lock = threading.Lock()
         # Test-only (Settings.test_commit_delay_s): a slow disk's fsync, under the lock.
         self._commit_delay_s = commit_delay_s
-        # One process owns the file: its own writes are all the changes there are.
+        # Alone, a process's own writes are all the changes there are; shared, the others'
+        # come from the changes table.
         self._feed = ChangeFeed()
+        self._shared = shared
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._own: set[int] = set()
+        self._seen = 0
+        self._poller: threading.Thread | None = None
+        self._closed = threading.Event()
+        if shared:
+            row = self._reader.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
+            self._seen = int(row[0])
+
+    def _record(self, db: sqlite3.Connection, changes: Sequence[Change]) -> None:
+        """In the writing transaction: tell the other processes (shared stores only)."""
+        if not self._shared:
+            return
+        now = time.time()
+        for c in changes:
+            cur = db.execute(
+                "INSERT INTO changes(kind, key, prefix, at) VALUES (?,?,?,?)",
+                (c.kind, c.key, int(c.prefix), now),
+            )
+            if cur.lastrowid is not None:
+                self._own.add(cur.lastrowid)
+
+    def _poll(self) -> None:
+        last_prune = 0.0
+        while not self._closed.wait(POLL_S):
+            try:
+                with self._read_lock:
+                    rows = self._reader.execute(
+                        "SELECT seq, kind, key, prefix FROM changes WHERE seq > ? ORDER BY seq",
+                        (self._seen,),
+                    ).fetchall()
+                if rows:
+                    self._seen = rows[-1][0]
+                with self._lock:
+                    theirs = [r for r in rows if r[0] not in self._own]
+                    self._own.difference_update(r[0] for r in rows)
+                now = time.time()
+                if now - last_prune > 10.0:
+                    last_prune = now
+                    with self._write() as db:
+                        db.execute("DELETE FROM changes WHERE at < ?", (now - CHANGES_KEPT_S,))
+                if theirs:
+                    self._feed.publish([Change(k, key, bool(p)) for _, k, key, p in theirs])
+            except sqlite3.Error:
+                if self._closed.is_set():
+                    return
+                log.exception("reading other processes' changes failed")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store against every other process's read-modify-write (blocking)."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def get(self, kind: str, key: str) -> Doc | None:
         with self._read_lock:
@@ -75,6 +151,8 @@ class SqliteMetadataStore:
                 (kind, key, json.dumps(doc)),
             )
             inserted = cur.rowcount == 1
+            if inserted:
+                self._record(db, [Change(kind, key)])
         # Outside the lock: a subscriber may read the store.
         if inserted:
             self._feed.publish([Change(kind, key)])
@@ -84,6 +162,8 @@ class SqliteMetadataStore:
         with self._write() as db:
             cur = db.execute("DELETE FROM docs WHERE kind=? AND key=?", (kind, key))
             deleted = cur.rowcount == 1
+            if deleted:
+                self._record(db, [Change(kind, key)])
         if deleted:
             self._feed.publish([Change(kind, key)])
         return deleted
@@ -103,6 +183,7 @@ class SqliteMetadataStore:
                         "DELETE FROM docs WHERE kind=? AND key>=? AND key<?",
                         (w.kind, w.prefix, _prefix_end(w.prefix)),
                     )
+            self._record(db, [change_of(w) for w in writes])
         self._feed.publish([change_of(w) for w in writes])
 
     def next_counter(self, name: str) -> int:
@@ -129,12 +210,18 @@ class SqliteMetadataStore:
                 raise
 
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        if self._shared and self._poller is None:
+            self._poller = threading.Thread(target=self._poll, name="metadata-feed", daemon=True)
+            self._poller.start()
         return self._feed.subscribe(callback)
 
     def watch(self) -> Watch:
         return self._feed.watch()
 
     def close(self) -> None:
+        self._closed.set()
+        if self._poller is not None:
+            self._poller.join(timeout=2)
         with self._read_lock:
             self._reader.close()
         with self._lock:

@@ -38,16 +38,20 @@ def _event(row: tuple[Any, ...]) -> QueuedEvent:
 
 
 class SqliteEventQueue:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sole_owner: bool = True) -> None:
         # One connection, one lock: SQLite has a single writer anyway, and callers batch.
         self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         migrate_sqlite(self._db, "queue")
         self._lock = threading.Lock()
-        # Leases of a previous process are void (see the module docstring).
-        with self._lock:
-            self._db.execute("UPDATE events SET leased=0, due_at=? WHERE leased=1", (time.time(),))
+        # Leases of a previous process are void (see the module docstring) — unless other
+        # processes share the file (--processes): theirs run out by themselves.
+        if sole_owner:
+            with self._lock:
+                self._db.execute(
+                    "UPDATE events SET leased=0, due_at=? WHERE leased=1", (time.time(),)
+                )
 
     def _insert(self, events: Sequence[QueuedEvent], due_at: float | None = None) -> None:
         self._db.executemany(

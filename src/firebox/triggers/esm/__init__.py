@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from firebox.control.event_sources import ESM, EventSourceMappings
 from firebox.store.metadata.base import Doc
+from firebox.store.metadata.feed import Change
 from firebox.triggers.esm.base import Poller, Source
 
 if TYPE_CHECKING:
@@ -47,6 +48,20 @@ class EsmManager:
         # Control-plane writes run in worker threads: hop to the loop.
         if self._loop is not None:
             self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.refresh(mapping_id)))
+
+    def on_store_change(self, change: Change) -> None:
+        """A mapping changed elsewhere in the fleet (the metadata feed): refresh it here, if
+        this process runs the mappings."""
+        if change.prefix or not change.kind:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._refresh_all()))
+            return
+        self._on_change(change.key)
+
+    async def _refresh_all(self) -> None:
+        ids = set(self.pollers) | {d["UUID"] for d in await asyncio.to_thread(self.control.all)}
+        for mapping_id in ids:
+            await self.refresh(mapping_id)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
