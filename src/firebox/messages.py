@@ -384,6 +384,9 @@ CLIENT_CONTEXT_TOO_LARGE = Message(
     InvalidParameterValue, "Client context must be at most 3583 bytes.", INFERRED
 )
 RATE_EXCEEDED = Message(TooManyRequests, "Rate Exceeded.")
+# A fleet with no worker that can take an invocation (none registered yet, all gone or
+# draining): a throttle, which SDKs retry, with Lambda's capacity reason.
+NO_WORKER = Message(TooManyRequests, "No worker can run this invocation now: {why}", FIREBOX)
 
 # --- request bodies ------------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ def test_processes_share_the_port_and_each_serves(two_processes: Server) -> None
     lam = srv.client("lambda")
     name = unique("shared")
     python_function(lam, name, ECHO)
+
     # Each new connection goes to one process or the other (SO_REUSEPORT): with fresh
     # clients, both processes end up answering invokes.
     def both() -> dict[str, float] | None:
@@ -340,3 +341,47 @@ def test_a_schedule_fires_once_per_period_across_two_nodes(fleet: Fleet) -> None
     # Once a second: five ticks span about four seconds; fired by both nodes, about two.
     span_ms = found[4]["timestamp"] - found[0]["timestamp"]
     assert span_ms >= 3000, [e["message"] for e in found]
+
+
+def test_a_mapping_consumes_each_message_once_across_two_nodes(fleet: Fleet) -> None:
+    redis = pytest.importorskip("redis")
+    a, b = fleet.node(), fleet.node()
+    lam = a.client("lambda")
+    name = unique("consume")
+    handler = (
+        "def handler(e, c):\n    for r in e['records']:\n        print('got', r['fields']['n'])\n"
+    )
+    python_function(lam, name, handler)
+    stream = unique("fleetstream")
+    db = redis.Redis(host="127.0.0.1", port=6379)
+    lam.create_event_source_mapping(
+        FunctionName=name,
+        EventSourceArn="arn:aws:redis:::redis://127.0.0.1:6379/0",
+        Topics=[stream],
+        BatchSize=10,
+        StartingPosition="TRIM_HORIZON",
+    )
+    total = 100
+    try:
+        for n in range(total):
+            db.xadd(stream, {"n": str(n)})
+        logs = b.client("logs")
+
+        def got() -> list[int]:
+            try:
+                pages = logs.get_paginator("filter_log_events").paginate(
+                    logGroupName=f"/aws/lambda/{name}", filterPattern='"got"'
+                )
+                return [int(e["message"].split()[1]) for p in pages for e in p["events"]]
+            except logs.exceptions.ResourceNotFoundException:
+                return []
+
+        seen = wait_for(lambda: (lambda s: len(set(s)) == total and s)(got()), 60, "every message")
+        # Both nodes run pollers; one holds the mappings' lease: no message is consumed
+        # twice, and every batch was taken by one node (the consumer group alone would
+        # spread batches over both).
+        assert sorted(seen) == list(range(total)), sorted(seen)
+        by_node = invocations_by_node(metrics(a), name)
+        assert len(by_node) == 1, by_node
+    finally:
+        db.delete(stream)

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from firebox.errors import TooManyRequests
+from firebox.errors import FireboxError
+from firebox.messages import NO_WORKER
 from firebox.workers.worker import InvokeReply, InvokeRequest, Worker, WorkerUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,12 @@ class LocalWorker(Protocol):
     def has_room(self, memory_mb: int) -> bool: ...
 
 
+def _no_worker(why: str) -> FireboxError:
+    return NO_WORKER(
+        {"Reason": "ConcurrentInvocationLimitExceeded", "retryAfterSeconds": "1"}, why=why
+    )
+
+
 def rendezvous(key: Key, members: list[MemberView]) -> list[MemberView]:
     """Members ordered by weighted rendezvous hashing (highest random weight) for a key,
     weighted by capacity: the same order on every front end."""
@@ -98,7 +105,7 @@ class Placement:
         local = self.local
         if self.directory is None:
             if local is None:
-                raise TooManyRequests("ConcurrentInvocationLimitExceeded", "No worker is available")
+                raise _no_worker("this process has no worker role and no fleet")
             # One process, no fleet: nothing to choose.
             return await local.invoke(request)
         key = request.fv.key
@@ -119,9 +126,7 @@ class Placement:
             if local is None or reply.worker != local.name:
                 self._warm.setdefault(key, {})[reply.worker] = reply.idle
             return reply
-        raise TooManyRequests(
-            "ConcurrentInvocationLimitExceeded", "No worker has room for this function"
-        )
+        raise _no_worker("no live worker took it")
 
     def _candidates(self, key: Key, memory_mb: int) -> Iterator[Worker]:
         assert self.directory is not None and self._connect is not None
