@@ -104,6 +104,40 @@ def test_reserved_concurrency_counts_once_across_processes(two_processes: Server
     assert results.count("TooManyRequestsException") == 4, results
 
 
+def test_control_plane_writes_from_both_processes_never_collide(two_processes: Server) -> None:
+    """Read-modify-write (publish reads the last version number, then writes the next)
+    is serialised across the processes sharing the data dir."""
+    srv = two_processes
+    name = unique("versions")
+    python_function(srv.client("lambda"), name, ECHO)
+
+    def publish(i: int) -> str:
+        lam = srv.client("lambda")  # a connection of its own: either process
+        lam.update_function_configuration(FunctionName=name, Description=f"d{i}")
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        return str(lam.publish_version(FunctionName=name, Description=f"v{i}")["Version"])
+
+    arn = srv.client("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+    def tag(i: int) -> None:
+        srv.client("lambda").tag_resource(Resource=arn, Tags={f"k{i}": str(i)})
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(tag, range(48)))
+        numbers = list(pool.map(publish, range(16)))
+    # Tagging reads the tags and writes them back: no tag is lost to a concurrent one.
+    tags = srv.client("lambda").list_tags(Resource=arn)["Tags"]
+    assert tags == {f"k{i}": str(i) for i in range(48)}, sorted(tags)
+    listed = [
+        v["Version"]
+        for v in srv.client("lambda").list_versions_by_function(FunctionName=name)["Versions"]
+        if v["Version"] != "$LATEST"
+    ]
+    # Every version listed once, numbered without a gap; every answer names one of them.
+    assert sorted(map(int, listed)) == list(range(1, len(listed) + 1)), listed
+    assert set(numbers) <= set(listed), (numbers, listed)
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
