@@ -150,8 +150,9 @@ def make_queue(settings: Settings, dbs: dict[str, PostgresDatabase]) -> EventQue
 
         from firebox.store.queue.postgres import PostgresEventQueue
 
-        # A node's identity outlives restarts (host + data dir): it releases its own leases.
-        node = f"{socket.gethostname()}:{settings.data_dir}"
+        # A node's identity outlives restarts (host + data dir, and which of its processes):
+        # it releases its own leases, and only its own.
+        node = f"{socket.gethostname()}:{settings.data_dir}:{max(settings.process_index, 0)}"
         return PostgresEventQueue(dbs[settings.queue_database_url], node)
     return SqliteEventQueue(settings.data_dir / "queue.db", sole_owner=not settings.fleet)
 
