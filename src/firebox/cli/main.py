@@ -99,6 +99,16 @@ def _raise_open_files_limit() -> None:
     help="Roles of this process: a comma list of api, worker, poller, or all (default).",
 )
 @click.option(
+    "--internal-host",
+    default=None,
+    help="Address the worker listens on for front ends (default 127.0.0.1).",
+)
+@click.option(
+    "--advertise-host",
+    default=None,
+    help="Host other nodes reach this worker at (default: --internal-host).",
+)
+@click.option(
     "--processes",
     type=int,
     default=None,
