@@ -161,9 +161,15 @@ def test_a_killed_process_is_replaced_while_the_other_serves(two_processes: Serv
     lam = srv.client("lambda")
     name = unique("survivor")
     python_function(lam, name, ECHO)
-    first = wait_for(
-        lambda: len(_children(srv.proc.pid)) == 2 and _children(srv.proc.pid), 30, "two processes"
-    )
+
+    def both_answer() -> list[int] | None:
+        # Both processes are up and serving (not just started) before one is killed.
+        invoke_json(srv.client("lambda"), name, {"i": 0})
+        counts = invocations_by_node(metrics(srv), name)
+        kids = _children(srv.proc.pid)  # type: ignore[union-attr]
+        return kids if len(counts) == 2 and len(kids) == 2 else None
+
+    first = wait_for(both_answer, 60, "two processes serving")
     os.kill(first[0], signal.SIGKILL)
     # A request already queued on the killed process's socket is lost with it (never
     # acknowledged); once it is gone, every invoke is answered — by the survivor, or the
@@ -368,7 +374,10 @@ def test_a_schedule_fires_once_per_period_across_two_nodes(fleet: Fleet) -> None
     logs = a.client("logs")
 
     def ticks() -> list[dict[str, Any]]:
-        page = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}", filterPattern="tick")
+        try:
+            page = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}", filterPattern="tick")
+        except logs.exceptions.ResourceNotFoundException:
+            return []  # the group appears with the first lines written
         return sorted(page["events"], key=lambda e: e["timestamp"])
 
     found = wait_for(lambda: (lambda t: len(t) >= 5 and t)(ticks()), 30, "five ticks")
