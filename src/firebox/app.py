@@ -230,7 +230,7 @@ class App:
             self.workers = WorkerRole(
                 settings,
                 lambda: WorkerManager(settings, backend, self.code, self.log_writer.append),
-                self.log_writer.flush,
+                self._logs_durable,
                 self.fleet,
                 self.wire,
             )
@@ -301,6 +301,11 @@ class App:
         # Function URLs, policies, EventBridge rules, event source mappings.
         self.triggers = Triggers(self)
         self.registrars.extend(self.triggers.registrars)
+
+    async def _logs_durable(self) -> None:
+        """Every log line appended so far is on disk (a short wait lets invocations that
+        finish together share one commit)."""
+        await self.log_writer.durable(within_s=0.005)
 
     @property
     def manager(self) -> WorkerManager | None:
@@ -394,7 +399,7 @@ class App:
         keep, reserved = live
         if seq > self._retired_at.get(name, -1):
             self._retired_at[name] = seq
-            if self.manager is not None:
+            if name and self.manager is not None:
                 self.manager.retire(name, keep)
         if seq > self._reserved_at:
             self._reserved_at = seq

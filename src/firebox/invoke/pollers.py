@@ -254,8 +254,14 @@ class Pollers:
             return outcome(await self._fail(event, config, "EventAgeExceeded", None))
         ref = FunctionRef(event.function, event.qualifier)
         try:
+            # durable_logs: a worker in another process makes the lines durable before it
+            # answers (this process's log writer, awaited below, holds only its own).
             result = await self.invoker.invoke(
-                ref, event.payload, request_id=event.request_id, payload_checked=True
+                ref,
+                event.payload,
+                request_id=event.request_id,
+                payload_checked=True,
+                durable_logs=True,
             )
         except TooManyRequests:
             return outcome(self._back_off(event, config))

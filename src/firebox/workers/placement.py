@@ -18,6 +18,7 @@ drain never fails an invocation.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -103,6 +104,13 @@ class Placement:
     async def run(self, request: InvokeRequest) -> InvokeReply:
         """Run ``request`` on the best worker; TooManyRequests when none can take it."""
         local = self.local
+        if request.durable_logs and local is not None:
+            # The caller awaits this process's log writer: where the invocation runs here,
+            # that covers its lines; a remote worker syncs its own before it answers.
+            remote_request = request
+            request = dataclasses.replace(request, durable_logs=False)
+        else:
+            remote_request = request
         if self.directory is None:
             if local is None:
                 raise _no_worker("this process has no worker role and no fleet")
@@ -115,7 +123,7 @@ class Placement:
                 # Spread concurrent invocations over the idle environments we know of.
                 known[worker.name] -= 1
             try:
-                reply = await worker.invoke(request)
+                reply = await worker.invoke(request if worker is local else remote_request)
             except WorkerUnavailable as exc:
                 log.info("worker %s refused an invocation: %s", worker.name, exc)
                 self._forget(worker.name)

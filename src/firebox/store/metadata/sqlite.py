@@ -25,7 +25,6 @@ from firebox.store.metadata.feed import Change, ChangeFeed, Watch
 from firebox.store.migrations import migrate_sqlite
 from firebox.store.private import connect_private
 
-
 log = logging.getLogger(__name__)
 
 # How often a shared store looks for other processes' changes, and how long they are kept.

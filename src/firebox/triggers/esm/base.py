@@ -222,7 +222,9 @@ class Poller:
         ref = parse_function_ref(self.mapping["FunctionArn"])
         payload = json.dumps(self.source.event(batch)).encode()
         try:
-            result = await self.app.invoker.invoke(ref, payload, payload_checked=True)
+            result = await self.app.invoker.invoke(
+                ref, payload, payload_checked=True, durable_logs=True
+            )
         except TooManyRequests:
             return all_ids, False
         except FireboxError as exc:
