@@ -269,7 +269,7 @@ def quick_heads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-FD_SLACK = 16
+FD_SLACK = 48
 
 
 def test_runtime_api_connection_flood_and_slowloris(quick_heads):

@@ -2,7 +2,9 @@
 
 When several processes share the file (``--processes``: ``shared=True``), every write
 also records what it changed in a ``changes`` table, in the same transaction, and a
-thread reads the other processes' changes every POLL_S into this store's feed;
+thread reads the other processes' changes into this store's feed — at once, woken by a
+datagram the writer sends to every sharing process's socket after its commit, and at
+least every POLL_S in case one was missed;
 read-modify-write sequences of the control plane are serialised across the processes by
 a file lock (``lock``).
 """
@@ -11,9 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import select
+import socket
 import sqlite3
 import threading
 import time
@@ -63,9 +68,42 @@ class SqliteMetadataStore:
         self._seen = 0
         self._poller: threading.Thread | None = None
         self._closed = threading.Event()
+        # Where the sharing processes listen for "something changed": one abstract Unix
+        # socket each (no path-length limit; a sandbox, in its own network namespace,
+        # cannot reach it), named after a marker file in this directory.
+        self._wake_dir = path.with_name(path.name + ".feed")
+        self._wake_prefix = "\0firebox-feed-" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        self._wake: socket.socket | None = None
+        self._wake_name = ""
         if shared:
             row = self._reader.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
             self._seen = int(row[0])
+
+    def _tell_others(self) -> None:
+        """After a commit that recorded changes: wake every other sharing process."""
+        try:
+            peers = os.listdir(self._wake_dir)
+        except FileNotFoundError:
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)
+            for name in peers:
+                if name == self._wake_name:
+                    continue
+                try:
+                    s.sendto(b"!", f"{self._wake_prefix}.{name}")
+                except (BlockingIOError, ConnectionRefusedError, FileNotFoundError):
+                    # Full (it will read the table anyway), or a dead process's marker.
+                    if not self._alive(name):
+                        with contextlib.suppress(OSError):
+                            os.unlink(self._wake_dir / name)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _alive(name: str) -> bool:
+        pid = name.split(".", 1)[0]
+        return pid.isdigit() and os.path.exists(f"/proc/{pid}")
 
     def _record(self, db: sqlite3.Connection, changes: Sequence[Change]) -> None:
         """In the writing transaction: tell the other processes (shared stores only)."""
@@ -80,9 +118,26 @@ class SqliteMetadataStore:
             if cur.lastrowid is not None:
                 self._own.add(cur.lastrowid)
 
+    def _listen(self) -> socket.socket:
+        self._wake_dir.mkdir(mode=0o700, exist_ok=True)
+        self._wake_name = f"{os.getpid()}.{id(self):x}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(f"{self._wake_prefix}.{self._wake_name}")
+        (self._wake_dir / self._wake_name).touch(mode=0o600)
+        return sock
+
     def _poll(self) -> None:
         last_prune = 0.0
-        while not self._closed.wait(POLL_S):
+        sock = self._wake
+        assert sock is not None
+        while not self._closed.is_set():
+            ready, _, _ = select.select([sock], [], [], POLL_S)
+            if ready:
+                with contextlib.suppress(OSError):
+                    while sock.recv(64, socket.MSG_DONTWAIT):
+                        pass
+            if self._closed.is_set():
+                return
             try:
                 with self._read_lock:
                     rows = self._reader.execute(
@@ -105,6 +160,11 @@ class SqliteMetadataStore:
                 if self._closed.is_set():
                     return
                 log.exception("reading other processes' changes failed")
+
+    def _published(self, changes: list[Change]) -> None:
+        self._feed.publish(changes)
+        if self._shared:
+            self._tell_others()
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -154,7 +214,7 @@ class SqliteMetadataStore:
                 self._record(db, [Change(kind, key)])
         # Outside the lock: a subscriber may read the store.
         if inserted:
-            self._feed.publish([Change(kind, key)])
+            self._published([Change(kind, key)])
         return inserted
 
     def delete(self, kind: str, key: str) -> bool:
@@ -164,7 +224,7 @@ class SqliteMetadataStore:
             if deleted:
                 self._record(db, [Change(kind, key)])
         if deleted:
-            self._feed.publish([Change(kind, key)])
+            self._published([Change(kind, key)])
         return deleted
 
     def batch(self, writes: Sequence[Write]) -> None:
@@ -183,7 +243,7 @@ class SqliteMetadataStore:
                         (w.kind, w.prefix, _prefix_end(w.prefix)),
                     )
             self._record(db, [change_of(w) for w in writes])
-        self._feed.publish([change_of(w) for w in writes])
+        self._published([change_of(w) for w in writes])
 
     def next_counter(self, name: str) -> int:
         with self._write() as db:
@@ -208,19 +268,28 @@ class SqliteMetadataStore:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+    def _start_poller(self) -> None:
         if self._shared and self._poller is None:
+            self._wake = self._listen()
             self._poller = threading.Thread(target=self._poll, name="metadata-feed", daemon=True)
             self._poller.start()
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        self._start_poller()
         return self._feed.subscribe(callback)
 
     def watch(self) -> Watch:
+        self._start_poller()
         return self._feed.watch()
 
     def close(self) -> None:
         self._closed.set()
         if self._poller is not None:
             self._poller.join(timeout=2)
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._wake_dir / self._wake_name)
+            self._wake.close()
         with self._read_lock:
             self._reader.close()
         with self._lock:
