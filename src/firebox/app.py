@@ -82,6 +82,9 @@ _Live = tuple[set[tuple[str, str, str]], dict[str, int]]
 def make_backend(settings: Settings) -> SandboxBackend:
     """The isolation backend named in settings (the one place names become classes)."""
     work = settings.data_dir / "sandbox"
+    if settings.process_index >= 0:
+        # Each process of --processes has its own templates, roots and runtime caches.
+        work = work / f"p{settings.process_index}"
     if settings.sandbox == "unsandboxed":
         if not settings.allow_unsandboxed:
             raise SandboxUnavailable(

@@ -566,7 +566,12 @@ class ProcessBackend:
     def __init__(self, settings: Settings, work_dir: Path) -> None:
         self.settings = settings
         self.work_dir = work_dir
-        key = hashlib.sha256(str(settings.data_dir.absolute()).encode()).hexdigest()[:12]
+        # Groups are named for the data dir — and, with --processes, for which process:
+        # each sweeps what its own dead predecessor left, never a sibling's environments.
+        owner = str(settings.data_dir.absolute())
+        if settings.process_index >= 0:
+            owner += f":{settings.process_index}"
+        key = hashlib.sha256(owner.encode()).hexdigest()[:12]
         self._cgroup_key = key
         # Outbound network for functions: the setting, unless the host lacks slirp4netns
         # or cannot enforce the egress policy.

@@ -44,7 +44,7 @@ class FileCodeStore:
         path = self._zip_path(sha)
         if path.exists():
             return
-        fd, tmp = tempfile.mkstemp(dir=self._zips)
+        fd, tmp = tempfile.mkstemp(dir=self._zips, prefix=_tmp_prefix())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if sync:
@@ -73,7 +73,7 @@ class FileCodeStore:
         tree = self._trees / sha
         if tree.exists():
             return
-        tmp = Path(tempfile.mkdtemp(dir=self._trees, prefix=".tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=self._trees, prefix="." + _tmp_prefix()))
         try:
             extract(zf, tmp)
             os.chmod(tmp, 0o755)
@@ -90,11 +90,24 @@ class FileCodeStore:
         shutil.rmtree(self._trees / sha256_hex, ignore_errors=True)
 
     def sweep_partial(self) -> None:
-        """Remove half-unpacked trees left by a crash."""
+        """Remove half-written zips and half-unpacked trees left by a crash — only those of
+        dead processes: with --processes, others share the directory and are writing."""
         for p in self._trees.glob(".tmp-*"):
-            shutil.rmtree(p, ignore_errors=True)
-        for p in self._zips.glob("tmp*"):
-            p.unlink(missing_ok=True)
+            if not _writer_alive(p.name[1:]):
+                shutil.rmtree(p, ignore_errors=True)
+        for p in self._zips.glob("tmp-*"):
+            if not _writer_alive(p.name):
+                p.unlink(missing_ok=True)
+
+
+def _tmp_prefix() -> str:
+    """Names of files being written carry the writer's pid: ``tmp-<pid>-``."""
+    return f"tmp-{os.getpid()}-"
+
+
+def _writer_alive(name: str) -> bool:
+    pid = name.split("-")[1] if name.count("-") >= 2 else ""
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")
 
 
 def _fsync_dir(path: Path) -> None:
