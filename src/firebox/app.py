@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -26,8 +25,8 @@ from firebox.api import (
     streaming_routes,
     usage_routes,
 )
-from firebox.api.server import LINGERING_TIME_S, build_api, presign_code_url
-from firebox.arn import LATEST, FunctionRef
+from firebox.api.server import LINGERING_TIME_S, FrontDoor, build_api, presign_code_url
+from firebox.arn import LATEST
 from firebox.control.aliases import Aliases
 from firebox.control.catalog import ALIAS, FUNCTION, VERSION, Catalog
 from firebox.control.event_invoke import EventInvokeConfigs
@@ -39,11 +38,13 @@ from firebox.control.resolve import Resolver
 from firebox.control.versions import Versions
 from firebox.credentials import RootCredentials, load_credentials
 from firebox.fleet.directory import RegistryDirectory
+from firebox.fleet.gather import FleetGather
 from firebox.fleet.leader import LeaseKeeper
 from firebox.fleet.worker_role import WorkerRole, member_prefix
 from firebox.invoke.enqueue import EventIntake, GroupCommitter
 from firebox.invoke.pollers import Pollers
 from firebox.invoke.sync import Invoker
+from firebox.observe.live import LiveView
 from firebox.observe.logs import LogWriter, sweep_retention_forever
 from firebox.observe.metering import Meter, Prices
 from firebox.observe.metrics import LiveState, Metrics
@@ -280,16 +281,14 @@ class App:
         self.committer.on_written.append(self.pollers.notify)
         # A deleted function's queued events go to the failure path (dead letters).
         self.catalog.on_delete.append(self.pollers.on_function_deleted)
-        self.registrars: list[Callable[[web.Application], None]] = [
-            lambda_routes.register,
-            function_settings_routes.register,
-            async_routes.register,
-            logs_routes.register,
-            metrics_route.register,
-            usage_routes.register,
-        ]
-        self.registrars.append(provisioned_routes.register)
-        self.registrars.append(streaming_routes.register)
+        self.live = LiveView(self.metadata, self.limiter, lambda: self.manager, self.event_queue)
+        self.gather = (
+            FleetGather(
+                self.directory, lambda: self.wire.advertised if self.wire else "", self.remote_at
+            )
+            if self.directory is not None
+            else None
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         # Ordering of the reads behind _apply_change: a counter (next() on it is atomic),
@@ -302,8 +301,14 @@ class App:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Function URLs, policies, EventBridge rules, event source mappings.
-        self.triggers = Triggers(self)
-        self.registrars.extend(self.triggers.registrars)
+        self.triggers = Triggers(
+            settings,
+            self.catalog,
+            self.invoker,
+            self.intake.submit,
+            self.log_writer,
+            self.secret_for,
+        )
 
     async def _logs_durable(self) -> None:
         """Every log line appended so far is on disk (a short wait lets invocations that
@@ -419,24 +424,40 @@ class App:
                 keep.add((name, v["config"]["Version"], v["config"]["RevisionId"]))
         return keep, self.functions.reserved_by_function()
 
-    async def enqueue_event(
-        self, ref: FunctionRef, payload: bytes, request: web.Request
-    ) -> web.StreamResponse:
-        """InvocationType=Event: queue durably, then 202."""
-        rid = await self.submit_event(ref, payload, request_id=request.get("request_id"))
-        return web.Response(status=202, headers={"x-amzn-RequestId": rid})
-
-    async def submit_event(
-        self, ref: FunctionRef, payload: bytes, *, request_id: str | None = None
-    ) -> str:
-        """Validate an async invoke and queue it durably (fsync'ed); its request id."""
-        return await self.intake.submit(ref, payload, request_id=request_id)
-
-    def queue_stats(self) -> dict[str, dict[str, Any]]:
-        """Per function: depth, oldest_age_s, in_flight, dead_lettered."""
-        return {
-            name: dataclasses.asdict(s) for name, s in self.event_queue.stats(time.time()).items()
-        }
+    def _routes(self) -> list[Callable[[web.Application], None]]:
+        """Each API's routes, given what they need (and nothing of App itself)."""
+        s = self.settings
+        return [
+            partial(
+                lambda_routes.register,
+                api=lambda_routes.LambdaApi(
+                    self.functions,
+                    self.versions,
+                    self.aliases,
+                    self.layers,
+                    self.invoker,
+                    self.resolver,
+                    self.intake,
+                ),
+            ),
+            partial(function_settings_routes.register, settings=self.function_settings),
+            partial(
+                async_routes.register,
+                api=async_routes.AsyncApi(self.event_configs, self.intake, self.event_queue),
+            ),
+            partial(
+                logs_routes.register,
+                api=logs_routes.LogsApi(self.log_store, s.region, s.account_id),
+            ),
+            partial(
+                metrics_route.register,
+                api=metrics_route.MetricsApi(self.metrics, self.live, self.gather, self.member),
+            ),
+            partial(usage_routes.register, meter=self.meter),
+            partial(provisioned_routes.register, provisioned=self.provisioned),
+            partial(streaming_routes.register, invoker=self.invoker),
+            *self.triggers.registrars,
+        ]
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -470,7 +491,10 @@ class App:
                 # Provisioned environments are kept by one worker of the fleet.
                 spawn(asyncio.create_task(self._under_lease("provisioned", self._provision)))
         if "api" in roles:
-            web_app = build_api(self, self.registrars)
+            front = FrontDoor(
+                self.secret_for, s.max_clock_skew_s, s.region, self.url_secret, self.code
+            )
+            web_app = build_api(front, self._routes())
             self._runner = web.AppRunner(
                 web_app, access_log=None, handle_signals=False, lingering_time=LINGERING_TIME_S
             )
@@ -514,9 +538,7 @@ class App:
         return {"node": self.member, "families": self.metrics.families(await self._live())}
 
     async def _live(self) -> LiveState:
-        from firebox.api.metrics_route import live_state
-
-        return await live_state(self)
+        return await self.live.state()
 
     async def _maintain_reservations(self, limiter: SharedConcurrency) -> None:
         while True:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from firebox.api.server import APP_KEY, _front_door, public
+from firebox.api.server import FRONT_KEY, _front_door, public
 from firebox.errors import InvalidParameterValue
 
 # The front door keeps its request id under a plain string key.
@@ -28,8 +28,8 @@ def _app() -> web.Application:
         raise InvalidParameterValue("bad input")
 
     app = web.Application(middlewares=[_front_door])
-    # Public routes need nothing of the App (no credentials to check).
-    app[APP_KEY] = SimpleNamespace()
+    # Public routes need nothing of the front door (no credentials to check).
+    app[FRONT_KEY] = SimpleNamespace()  # type: ignore[assignment]
     app.router.add_get("/buggy/{key}", buggy)
     app.router.add_get("/refuses", refuses)
     return app

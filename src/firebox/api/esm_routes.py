@@ -6,44 +6,39 @@ from aiohttp import web
 
 from firebox.api.operations import add_operation
 from firebox.api.params import control_call, inputs
-from firebox.api.server import APP_KEY, json_response
+from firebox.api.server import json_response
+from firebox.control.event_sources import EventSourceMappings
+
+MAPPINGS_KEY = web.AppKey("event_source_mappings", EventSourceMappings)
 
 
 async def create(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return json_response(
-        await control_call(app.triggers.event_sources.create, inputs(request)), 202
-    )
+    mappings = request.app[MAPPINGS_KEY]
+    return json_response(await control_call(mappings.create, inputs(request)), 202)
 
 
 async def get(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return json_response(
-        await control_call(app.triggers.event_sources.get, inputs(request)["UUID"])
-    )
+    mappings = request.app[MAPPINGS_KEY]
+    return json_response(await control_call(mappings.get, inputs(request)["UUID"]))
 
 
 async def update(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    mappings = request.app[MAPPINGS_KEY]
     params = inputs(request)
-    return json_response(
-        await control_call(app.triggers.event_sources.update, params["UUID"], params), 202
-    )
+    return json_response(await control_call(mappings.update, params["UUID"], params), 202)
 
 
 async def delete(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return json_response(
-        await control_call(app.triggers.event_sources.delete, inputs(request)["UUID"]), 202
-    )
+    mappings = request.app[MAPPINGS_KEY]
+    return json_response(await control_call(mappings.delete, inputs(request)["UUID"]), 202)
 
 
 async def list_mappings(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    mappings = request.app[MAPPINGS_KEY]
     q = inputs(request)
     return json_response(
         await control_call(
-            app.triggers.event_sources.list,
+            mappings.list,
             q.get("EventSourceArn"),
             q.get("FunctionName"),
             q.get("Marker"),
@@ -52,7 +47,8 @@ async def list_mappings(request: web.Request) -> web.Response:
     )
 
 
-def register(web_app: web.Application) -> None:
+def register(web_app: web.Application, mappings: EventSourceMappings) -> None:
+    web_app[MAPPINGS_KEY] = mappings
     add_operation(web_app, "CreateEventSourceMapping", create)
     add_operation(web_app, "ListEventSourceMappings", list_mappings)
     add_operation(web_app, "GetEventSourceMapping", get)

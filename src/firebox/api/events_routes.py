@@ -13,14 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from firebox.api.operations import json11_operation
-from firebox.api.server import APP_KEY, TARGETS_KEY
+from firebox.api.server import TARGETS_KEY
+from firebox.triggers.rules import Rules
 
 Params = dict[str, Any]
 
 
-def register(web_app: web.Application) -> None:
-    app = web_app[APP_KEY]
-    rules = app.triggers.rules
+def register(web_app: web.Application, rules: Rules) -> None:
 
     def blocking(fn: Callable[[Params], Params]) -> Callable[[Params], Awaitable[Params]]:
         async def handler(params: Params) -> Params:

@@ -7,47 +7,71 @@ request's input, already checked against the operation's input shape.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from firebox.api.operations import add_operation
 from firebox.api.params import control_call, function_ref, inputs, invoke_headers
 from firebox.api.server import (
-    APP_KEY,
     INVOKE_BODY_BYTES,
     INVOKE_TOO_LARGE,
     MAX_BODY_BYTES,
     body_limit,
     json_response,
 )
-from firebox.arn import parse_layer_name
+from firebox.arn import FunctionRef, parse_layer_name
+from firebox.control.aliases import Aliases
+from firebox.control.functions import Functions
+from firebox.control.layers import Layers
+from firebox.control.resolve import Resolver
+from firebox.control.versions import Versions
+from firebox.invoke.enqueue import EventIntake
+from firebox.invoke.sync import Invoker
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaApi:
+    """What the Lambda REST routes need: the control plane and the invoke path."""
+
+    functions: Functions
+    versions: Versions
+    aliases: Aliases
+    layers: Layers
+    invoker: Invoker
+    resolver: Resolver
+    intake: EventIntake
+
+
+LAMBDA_KEY = web.AppKey("lambda_api", LambdaApi)
 
 # --- functions ------------------------------------------------------------------------
 
 
 @body_limit(MAX_BODY_BYTES)
 async def create_function(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return json_response(await control_call(app.functions.create, inputs(request)), 201)
+    api = request.app[LAMBDA_KEY]
+    return json_response(await control_call(api.functions.create, inputs(request)), 201)
 
 
 async def get_function(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request)
-    return json_response(await control_call(app.functions.get, ref.name, ref.qualifier))
+    return json_response(await control_call(api.functions.get, ref.name, ref.qualifier))
 
 
 async def get_function_configuration(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request)
-    return json_response(await control_call(app.functions.get_config, ref.name, ref.qualifier))
+    return json_response(await control_call(api.functions.get_config, ref.name, ref.qualifier))
 
 
 async def list_functions(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     params = inputs(request)
     return json_response(
         await control_call(
-            app.functions.list,
+            api.functions.list,
             params.get("Marker"),
             params.get("MaxItems"),
             params.get("FunctionVersion") == "ALL",
@@ -57,21 +81,21 @@ async def list_functions(request: web.Request) -> web.Response:
 
 @body_limit(MAX_BODY_BYTES)
 async def update_function_code(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    return json_response(await control_call(app.functions.update_code, ref.name, inputs(request)))
+    return json_response(await control_call(api.functions.update_code, ref.name, inputs(request)))
 
 
 async def update_function_configuration(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    return json_response(await control_call(app.functions.update_config, ref.name, inputs(request)))
+    return json_response(await control_call(api.functions.update_config, ref.name, inputs(request)))
 
 
 async def delete_function(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request)
-    await control_call(app.functions.delete, ref.name, ref.qualifier)
+    await control_call(api.functions.delete, ref.name, ref.qualifier)
     return web.Response(status=204)
 
 
@@ -79,55 +103,55 @@ async def delete_function(request: web.Request) -> web.Response:
 
 
 async def publish_version(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    return json_response(await control_call(app.versions.publish, ref.name, inputs(request)), 201)
+    return json_response(await control_call(api.versions.publish, ref.name, inputs(request)), 201)
 
 
 async def list_versions(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
     params = inputs(request)
     return json_response(
         await control_call(
-            app.versions.list, ref.name, params.get("Marker"), params.get("MaxItems")
+            api.versions.list, ref.name, params.get("Marker"), params.get("MaxItems")
         )
     )
 
 
 async def create_alias(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    return json_response(await control_call(app.aliases.create, ref.name, inputs(request)), 201)
+    return json_response(await control_call(api.aliases.create, ref.name, inputs(request)), 201)
 
 
 async def get_alias(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    return json_response(await control_call(app.aliases.get, ref.name, inputs(request)["Name"]))
+    return json_response(await control_call(api.aliases.get, ref.name, inputs(request)["Name"]))
 
 
 async def update_alias(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
     params = inputs(request)
-    return json_response(await control_call(app.aliases.update, ref.name, params["Name"], params))
+    return json_response(await control_call(api.aliases.update, ref.name, params["Name"], params))
 
 
 async def delete_alias(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    await control_call(app.aliases.delete, ref.name, inputs(request)["Name"])
+    await control_call(api.aliases.delete, ref.name, inputs(request)["Name"])
     return web.Response(status=204)
 
 
 async def list_aliases(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
     params = inputs(request)
     return json_response(
         await control_call(
-            app.aliases.list,
+            api.aliases.list,
             ref.name,
             params.get("FunctionVersion"),
             params.get("Marker"),
@@ -145,31 +169,31 @@ def _layer(request: web.Request) -> str:
 
 @body_limit(MAX_BODY_BYTES)
 async def publish_layer_version(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     return json_response(
-        await control_call(app.layers.publish, _layer(request), inputs(request)), 201
+        await control_call(api.layers.publish, _layer(request), inputs(request)), 201
     )
 
 
 async def get_layer_version(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     version = inputs(request)["VersionNumber"]
-    return json_response(await control_call(app.layers.get, _layer(request), version))
+    return json_response(await control_call(api.layers.get, _layer(request), version))
 
 
 async def delete_layer_version(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     version = inputs(request)["VersionNumber"]
-    await control_call(app.layers.delete, _layer(request), version)
+    await control_call(api.layers.delete, _layer(request), version)
     return web.Response(status=204)
 
 
 async def list_layer_versions(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     params = inputs(request)
     return json_response(
         await control_call(
-            app.layers.list_versions,
+            api.layers.list_versions,
             _layer(request),
             params.get("CompatibleRuntime"),
             params.get("CompatibleArchitecture"),
@@ -180,11 +204,11 @@ async def list_layer_versions(request: web.Request) -> web.Response:
 
 
 async def list_layers(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     params = inputs(request)
     return json_response(
         await control_call(
-            app.layers.list_layers,
+            api.layers.list_layers,
             params.get("CompatibleRuntime"),
             params.get("CompatibleArchitecture"),
             params.get("Marker"),
@@ -194,8 +218,8 @@ async def list_layers(request: web.Request) -> web.Response:
 
 
 async def get_layer_version_by_arn(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return json_response(await control_call(app.layers.get_by_arn, inputs(request)["Arn"]))
+    api = request.app[LAMBDA_KEY]
+    return json_response(await control_call(api.layers.get_by_arn, inputs(request)["Arn"]))
 
 
 # --- invoke --------------------------------------------------------------------------
@@ -203,17 +227,17 @@ async def get_layer_version_by_arn(request: web.Request) -> web.Response:
 
 @body_limit(INVOKE_BODY_BYTES, INVOKE_TOO_LARGE)
 async def invoke(request: web.Request) -> web.StreamResponse:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request)
     invocation_type = inputs(request).get("InvocationType") or "RequestResponse"
     payload = await request.read()
     if invocation_type == "DryRun":
-        await app.resolver.resolve(ref.name, ref.qualifier)
+        await api.resolver.resolve(ref.name, ref.qualifier)
         return web.Response(status=204)
     if invocation_type == "Event":
-        return await app.enqueue_event(ref, payload, request)
+        return await _enqueue(api, ref, payload, request)
     log_tail, client_context = invoke_headers(request)
-    result = await app.invoker.invoke(
+    result = await api.invoker.invoke(
         ref, payload, log_tail=log_tail, client_context=client_context
     )
     headers = {
@@ -229,54 +253,63 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _enqueue(
+    api: LambdaApi, ref: FunctionRef, payload: bytes, request: web.Request
+) -> web.Response:
+    """InvocationType=Event: queued durably (synced to disk), then 202."""
+    rid = await api.intake.submit(ref, payload, request_id=request.get("request_id"))
+    return web.Response(status=202, headers={"x-amzn-RequestId": rid})
+
+
 # --- concurrency, account, tags -----------------------------------------------------------
 
 
 async def put_concurrency(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
     reserved = inputs(request)["ReservedConcurrentExecutions"]
-    return json_response(await control_call(app.functions.put_concurrency, ref.name, reserved))
+    return json_response(await control_call(api.functions.put_concurrency, ref.name, reserved))
 
 
 async def get_concurrency(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    return json_response(await control_call(app.functions.get_concurrency, ref.name))
+    return json_response(await control_call(api.functions.get_concurrency, ref.name))
 
 
 async def delete_concurrency(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     ref = function_ref(request, allow_qualifier=False)
-    await control_call(app.functions.delete_concurrency, ref.name)
+    await control_call(api.functions.delete_concurrency, ref.name)
     return web.Response(status=204)
 
 
 async def account_settings(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return json_response(await control_call(app.functions.account_settings))
+    api = request.app[LAMBDA_KEY]
+    return json_response(await control_call(api.functions.account_settings))
 
 
 async def tag_resource(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     params = inputs(request)
-    await control_call(app.functions.tag, params["Resource"], params["Tags"])
+    await control_call(api.functions.tag, params["Resource"], params["Tags"])
     return web.Response(status=204)
 
 
 async def untag_resource(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    api = request.app[LAMBDA_KEY]
     params = inputs(request)
-    await control_call(app.functions.untag, params["Resource"], params["TagKeys"])
+    await control_call(api.functions.untag, params["Resource"], params["TagKeys"])
     return web.Response(status=204)
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    return json_response(await control_call(app.functions.list_tags, inputs(request)["Resource"]))
+    api = request.app[LAMBDA_KEY]
+    return json_response(await control_call(api.functions.list_tags, inputs(request)["Resource"]))
 
 
-def register(web_app: web.Application) -> None:
+def register(web_app: web.Application, api: LambdaApi) -> None:
+    web_app[LAMBDA_KEY] = api
     for name, handler in {
         "CreateFunction": create_function,
         "ListFunctions": list_functions,

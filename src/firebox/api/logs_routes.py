@@ -13,19 +13,16 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from firebox import messages as m
 from firebox.api.operations import json11_operation
-from firebox.api.server import APP_KEY, TARGETS_KEY, body_limit
+from firebox.api.server import TARGETS_KEY, body_limit
 from firebox.errors import FireboxError, LogsInvalidParameter
 from firebox.observe.patterns import compile_pattern, required_terms
-from firebox.store.logs.base import Cursor, GroupInfo, StoredEvent, StreamInfo
-
-if TYPE_CHECKING:
-    from firebox.app import App
+from firebox.store.logs.base import Cursor, GroupInfo, LogStore, StoredEvent, StreamInfo
 
 PREFIX = "Logs_20140328."
 RETENTION_DAYS = (
@@ -148,11 +145,9 @@ def _page(items: list[Any], offset: int, limit: int) -> tuple[list[Any], str | N
 
 
 class LogsApi:
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.store = app.log_store
-        s = app.settings
-        self.arn_prefix = f"arn:aws:logs:{s.region}:{s.account_id}:log-group:"
+    def __init__(self, store: LogStore, region: str, account_id: str) -> None:
+        self.store = store
+        self.arn_prefix = f"arn:aws:logs:{region}:{account_id}:log-group:"
 
     async def _run(self, fn: Callable[..., Any], group: str, *args: Any) -> Any:
         """Run a store call on ``group`` off the loop; the store's KeyError for a missing
@@ -497,8 +492,7 @@ def _cap_bytes(events: list[StoredEvent], keep_newest: bool) -> list[StoredEvent
     return events[len(events) - kept :] if keep_newest else events[:kept]
 
 
-def register(web_app: web.Application) -> None:
-    api = LogsApi(web_app[APP_KEY])
+def register(web_app: web.Application, api: LogsApi) -> None:
     handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
         "CreateLogGroup": api.create_log_group,
         "DeleteLogGroup": api.delete_log_group,

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from firebox.api.operations import INPUT_KEY
-from firebox.api.server import APP_KEY
+from firebox.api.server import FRONT_KEY
 from firebox.arn import FunctionRef, parse_function_ref
 from firebox.messages import CLIENT_CONTEXT_INVALID, CLIENT_CONTEXT_TOO_LARGE, UNQUALIFIED_ONLY
 
@@ -28,7 +28,7 @@ def inputs(request: web.Request) -> dict[str, Any]:
 def function_ref(request: web.Request, allow_qualifier: bool = True) -> FunctionRef:
     """FunctionName (a name, partial or full ARN, maybe qualified) with Qualifier."""
     params = inputs(request)
-    region = request.app[APP_KEY].settings.region
+    region = request.app[FRONT_KEY].region
     ref = parse_function_ref(params["FunctionName"], params.get("Qualifier"), region)
     if not allow_qualifier and ref.qualifier is not None:
         raise UNQUALIFIED_ONLY()

@@ -6,22 +6,25 @@ from aiohttp import web
 
 from firebox.api.operations import add_operation
 from firebox.api.params import control_call, function_ref, inputs
-from firebox.api.server import APP_KEY, json_response
+from firebox.api.server import json_response
+from firebox.control.policies import Policies
+
+POLICIES_KEY = web.AppKey("policies", Policies)
 
 
 async def add_permission(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    policies = request.app[POLICIES_KEY]
     ref = function_ref(request)
     params = inputs(request)
-    result = await control_call(app.triggers.policies.add, ref.name, ref.qualifier, params)
+    result = await control_call(policies.add, ref.name, ref.qualifier, params)
     return json_response(result, 201)
 
 
 async def remove_permission(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    policies = request.app[POLICIES_KEY]
     ref = function_ref(request)
     await control_call(
-        app.triggers.policies.remove,
+        policies.remove,
         ref.name,
         ref.qualifier,
         inputs(request)["StatementId"],
@@ -31,12 +34,13 @@ async def remove_permission(request: web.Request) -> web.Response:
 
 
 async def get_policy(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    policies = request.app[POLICIES_KEY]
     ref = function_ref(request)
-    return json_response(await control_call(app.triggers.policies.get, ref.name, ref.qualifier))
+    return json_response(await control_call(policies.get, ref.name, ref.qualifier))
 
 
-def register(web_app: web.Application) -> None:
+def register(web_app: web.Application, policies: Policies) -> None:
+    web_app[POLICIES_KEY] = policies
     add_operation(web_app, "AddPermission", add_permission)
     add_operation(web_app, "GetPolicy", get_policy)
     add_operation(web_app, "RemovePermission", remove_permission)

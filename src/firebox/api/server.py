@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
@@ -32,7 +33,7 @@ from firebox.errors import (
 from firebox.messages import BODY_NOT_JSON, JSON11_NOT_JSON
 
 if TYPE_CHECKING:
-    from firebox.app import App
+    from firebox.store.code.base import CodeStore
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TargetHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-APP_KEY: web.AppKey[App] = web.AppKey("firebox", t=object)  # type: ignore[arg-type]
+
+@dataclass(frozen=True, slots=True)
+class FrontDoor:
+    """What the front door itself needs: whose signatures it accepts and how stale, the
+    region names are read in, and the secret and store behind presigned code URLs."""
+
+    secret_for: Callable[[str], str | None]
+    max_clock_skew_s: int
+    region: str
+    url_secret: bytes
+    code: CodeStore
+
+
+FRONT_KEY = web.AppKey("front_door", FrontDoor)
 PUBLIC_KEY = web.AppKey("public_routes", set)
 TARGETS_KEY = web.AppKey("targets", dict)
 JSON_BODY_KEY = web.RequestKey("json_body", dict)
@@ -190,10 +204,10 @@ async def _admit(request: web.Request) -> web.Request:
     Raises the AWS auth error, or RequestTooLarge, before reading what it need not."""
     route = _route_handler(request)
     limit, message = getattr(route, "__firebox_body_limit__", (DEFAULT_BODY_BYTES, None))
-    app = request.app[APP_KEY]
+    front = request.app[FRONT_KEY]
     signed = None
     if not getattr(route, "__firebox_public__", False):
-        signed = check_headers(request.headers, app.secret_for, app.settings.max_clock_skew_s)
+        signed = check_headers(request.headers, front.secret_for, front.max_clock_skew_s)
     too_large = RequestTooLarge(message or f"Request must be smaller than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
@@ -239,20 +253,20 @@ def presign_code_url(secret: bytes, base_url: str, sha: str, ttl_s: int = 600) -
 
 @public
 async def _code(request: web.Request) -> web.StreamResponse:
-    app = request.app[APP_KEY]
+    front = request.app[FRONT_KEY]
     sha = request.match_info["sha"]
     try:
         expires = int(request.query.get("Expires", "0"))
     except ValueError:
         expires = 0
-    expected = hmac.new(app.url_secret, f"{sha}:{expires}".encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(front.url_secret, f"{sha}:{expires}".encode(), hashlib.sha256).hexdigest()
     if expires < time.time() or not hmac.compare_digest(
         expected, request.query.get("Signature", "")
     ):
         raise AccessDenied("Request has expired or its signature is invalid")
     try:
         # Up to 50 MB from disk: read in a worker thread, not on the loop serving invokes.
-        data = await asyncio.to_thread(app.code.get, sha)
+        data = await asyncio.to_thread(front.code.get, sha)
     except KeyError:
         raise AccessDenied("The specified key does not exist.") from None
     return web.Response(body=data, content_type="application/zip")
@@ -263,10 +277,12 @@ async def _health(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "ok"})
 
 
-def build_api(app: App, registrars: list[Callable[[web.Application], None]]) -> web.Application:
+def build_api(
+    front: FrontDoor, registrars: list[Callable[[web.Application], None]]
+) -> web.Application:
     """The front-end application; each registrar adds one API's routes."""
     web_app = web.Application(middlewares=[_front_door], client_max_size=MAX_BODY_BYTES)
-    web_app[APP_KEY] = app
+    web_app[FRONT_KEY] = front
     web_app[TARGETS_KEY] = {}
     web_app.router.add_get("/_firebox/code/{sha}", _code)
     web_app.router.add_get("/_firebox/health", _health)

@@ -17,9 +17,11 @@ from aiohttp import web
 from firebox.api.eventstream import event
 from firebox.api.operations import add_operation
 from firebox.api.params import function_ref, inputs, invoke_headers
-from firebox.api.server import APP_KEY, INVOKE_BODY_BYTES, INVOKE_TOO_LARGE, body_limit
-from firebox.invoke.sync import InvokeResult
+from firebox.api.server import INVOKE_BODY_BYTES, INVOKE_TOO_LARGE, body_limit
+from firebox.invoke.sync import Invoker, InvokeResult
 from firebox.workers.stream import ResponseStream
+
+INVOKER_KEY = web.AppKey("streaming_invoker", Invoker)
 
 
 def _chunk(data: bytes) -> bytes:
@@ -43,17 +45,17 @@ def _complete(result: InvokeResult) -> bytes:
 
 @body_limit(INVOKE_BODY_BYTES, INVOKE_TOO_LARGE)
 async def invoke_with_response_stream(request: web.Request) -> web.StreamResponse:
-    app = request.app[APP_KEY]
+    invoker = request.app[INVOKER_KEY]
     ref = function_ref(request)
     invocation_type = inputs(request).get("InvocationType") or "RequestResponse"
     payload = await request.read()
     if invocation_type == "DryRun":
-        await app.resolver.resolve(ref.name, ref.qualifier)
+        await invoker.resolver.resolve(ref.name, ref.qualifier)
         return web.Response(status=204)
     log_tail, client_context = invoke_headers(request)
     stream = ResponseStream()
     task = asyncio.ensure_future(
-        app.invoker.invoke(
+        invoker.invoke(
             ref,
             payload,
             log_tail=log_tail,
@@ -95,5 +97,6 @@ def _response(request: web.Request, version: str, content_type: str) -> web.Stre
     return resp
 
 
-def register(web_app: web.Application) -> None:
+def register(web_app: web.Application, invoker: Invoker) -> None:
+    web_app[INVOKER_KEY] = invoker
     add_operation(web_app, "InvokeWithResponseStream", invoke_with_response_stream)

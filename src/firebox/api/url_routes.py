@@ -6,50 +6,50 @@ from aiohttp import web
 
 from firebox.api.operations import add_operation
 from firebox.api.params import control_call, function_ref, inputs
-from firebox.api.server import APP_KEY, json_response
+from firebox.api.server import json_response
+from firebox.control.urls import FunctionUrls
+
+URLS_KEY = web.AppKey("function_urls", FunctionUrls)
 
 
 async def create(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    urls = request.app[URLS_KEY]
     ref = function_ref(request)
     return json_response(
-        await control_call(app.triggers.urls.create, ref.name, ref.qualifier, inputs(request)), 201
+        await control_call(urls.create, ref.name, ref.qualifier, inputs(request)), 201
     )
 
 
 async def get(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    urls = request.app[URLS_KEY]
     ref = function_ref(request)
-    return json_response(await control_call(app.triggers.urls.get, ref.name, ref.qualifier))
+    return json_response(await control_call(urls.get, ref.name, ref.qualifier))
 
 
 async def update(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    urls = request.app[URLS_KEY]
     ref = function_ref(request)
-    return json_response(
-        await control_call(app.triggers.urls.update, ref.name, ref.qualifier, inputs(request))
-    )
+    return json_response(await control_call(urls.update, ref.name, ref.qualifier, inputs(request)))
 
 
 async def delete(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    urls = request.app[URLS_KEY]
     ref = function_ref(request)
-    await control_call(app.triggers.urls.delete, ref.name, ref.qualifier)
+    await control_call(urls.delete, ref.name, ref.qualifier)
     return web.Response(status=204)
 
 
 async def list_configs(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
+    urls = request.app[URLS_KEY]
     ref = function_ref(request, allow_qualifier=False)
     params = inputs(request)
     return json_response(
-        await control_call(
-            app.triggers.urls.list, ref.name, params.get("Marker"), params.get("MaxItems")
-        )
+        await control_call(urls.list, ref.name, params.get("Marker"), params.get("MaxItems"))
     )
 
 
-def register(web_app: web.Application) -> None:
+def register(web_app: web.Application, urls: FunctionUrls) -> None:
+    web_app[URLS_KEY] = urls
     add_operation(web_app, "CreateFunctionUrlConfig", create)
     add_operation(web_app, "GetFunctionUrlConfig", get)
     add_operation(web_app, "UpdateFunctionUrlConfig", update)

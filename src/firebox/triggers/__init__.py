@@ -1,29 +1,34 @@
 """Triggers: everything that invokes a function other than a direct Invoke call —
 resource policies (who may), function URLs, EventBridge rules and schedules, and event
-source mappings on message brokers. ``Triggers`` is the one object App holds for them."""
+source mappings on message brokers. ``Triggers`` holds them, given what they need."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from firebox.arn import FunctionRef
 from firebox.control.event_sources import ESM, EventSourceMappings
 from firebox.control.policies import Policies
 from firebox.control.urls import FunctionUrls
 from firebox.store.metadata.feed import Change
 from firebox.triggers.esm import EsmManager
-from firebox.triggers.function_urls import UrlServer
+from firebox.triggers.esm.base import PollerDeps
+from firebox.triggers.function_urls import UrlServer, url_for
 from firebox.triggers.rules import Rules
 from firebox.triggers.scheduler import Scheduler
 
 if TYPE_CHECKING:
-    from firebox.app import App
+    from firebox.control.catalog import Catalog
+    from firebox.invoke.sync import Invoker
+    from firebox.observe.logs import LogWriter
+    from firebox.settings import Settings
+    from firebox.triggers.submit import Submit
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +36,45 @@ UnderLease = Callable[[str, Callable[[], Awaitable[None]]], Coroutine[Any, Any, 
 
 
 class Triggers:
-    def __init__(self, app: App) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        invoker: Invoker,
+        submit: Submit,
+        log_writer: LogWriter,
+        secret_for: Callable[[str], str | None],
+    ) -> None:
+        self.settings = settings
+        self.policies = Policies(catalog)
+        self.urls = FunctionUrls(catalog, functools.partial(url_for, settings))
+        self.url_server = UrlServer(settings, invoker, secret_for, self.urls, self.policies)
+        self.rules = Rules(
+            catalog.store, settings.region, settings.account_id, self.policies, submit
+        )
+        self.scheduler = Scheduler(
+            self.rules, settings.schedule_tick_s, settings.schedule_time_scale or 1.0
+        )
+        self.event_sources = EventSourceMappings(catalog)
+        self.esm = EsmManager(
+            self.event_sources,
+            catalog.store,
+            PollerDeps(invoker, log_writer, submit, settings.esm_retry_delay_s),
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def registrars(self) -> list[Callable[[web.Application], None]]:
+        """The API routes of resource policies, function URL configs, EventBridge and event
+        source mappings (the front end's)."""
         from firebox.api import esm_routes, events_routes, policy_routes, url_routes
 
-        self.app = app
-        self.policies = Policies(app.catalog)
-        self.url_server = UrlServer(app)
-        self.urls = FunctionUrls(app.catalog, self.url_server.url_for)
-        self.registrars: list[Callable[[web.Application], None]] = [
-            policy_routes.register,
-            url_routes.register,
-            events_routes.register,
-            esm_routes.register,
+        return [
+            functools.partial(policy_routes.register, policies=self.policies),
+            functools.partial(url_routes.register, urls=self.urls),
+            functools.partial(events_routes.register, rules=self.rules),
+            functools.partial(esm_routes.register, mappings=self.event_sources),
         ]
-        self.rules = Rules(app)
-        self.scheduler = Scheduler(app, self.rules)
-        self.event_sources = EventSourceMappings(app.catalog)
-        self.esm = EsmManager(app, self.event_sources)
-        self._tasks: list[asyncio.Task[Any]] = []
 
     def on_store_change(self, change: Change) -> None:
         """A committed write anywhere in the fleet (the metadata store's change feed)."""
@@ -56,10 +82,6 @@ class Triggers:
         self.urls.on_change(change)
         if change.kind in ("", ESM):
             self.esm.on_store_change(change)
-
-    async def submit(self, ref: FunctionRef, payload: bytes) -> str:
-        """Invoke asynchronously (InvocationType Event): durably queued, then retried."""
-        return await self.app.submit_event(ref, payload)
 
     async def start(
         self,
@@ -70,7 +92,7 @@ class Triggers:
     ) -> None:
         """Serve function URLs (the api role) and run schedules and event source mappings
         (the poller role) — in a fleet, each on one process at a time (``under_lease``)."""
-        if urls and self.app.settings.url_port > 0:
+        if urls and self.settings.url_port > 0:
             await self.url_server.start()
         if not pollers:
             return

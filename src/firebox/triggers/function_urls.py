@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -38,7 +39,10 @@ from firebox.triggers.url_events import build_event, map_result
 from firebox.workers.stream import ResponseStream
 
 if TYPE_CHECKING:
-    from firebox.app import App
+    from firebox.control.policies import Policies
+    from firebox.control.urls import FunctionUrls
+    from firebox.invoke.sync import Invoker
+    from firebox.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +139,29 @@ def _preflight(cors: Doc, request: web.Request) -> web.Response:
     return web.Response(status=200, headers=headers)
 
 
+def url_for(settings: Settings, url_id: str) -> str:
+    """A function URL as Lambda forms it, on this server's URL port."""
+    return f"http://{url_id}.lambda-url.{settings.region}.localhost:{settings.url_port}/"
+
+
 class UrlServer:
-    def __init__(self, app: App) -> None:
-        self.app = app
+    """Serves function URLs on their own port (the api role)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        invoker: Invoker,
+        secret_for: Callable[[str], str | None],
+        urls: FunctionUrls,
+        policies: Policies,
+    ) -> None:
+        self.settings = settings
+        self.invoker = invoker
+        self.secret_for = secret_for
+        self.urls = urls
+        self.policies = policies
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
-
-    def url_for(self, url_id: str) -> str:
-        s = self.app.settings
-        return f"http://{url_id}.lambda-url.{s.region}.localhost:{s.url_port}/"
 
     async def start(self) -> None:
         web_app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -152,7 +170,7 @@ class UrlServer:
             web_app, access_log=None, handle_signals=False, lingering_time=LINGERING_TIME_S
         )
         await self._runner.setup()
-        s = self.app.settings
+        s = self.settings
         site = web.TCPSite(
             self._runner, s.host, s.url_port, reuse_address=True, reuse_port=s.processes > 1
         )
@@ -188,7 +206,7 @@ class UrlServer:
         if located is None:
             return _message(403, "Forbidden")
         url_id, path, _ = located
-        hit = await self.app.triggers.urls.lookup(url_id)
+        hit = await self.urls.lookup(url_id)
         if hit is None:
             return _message(403, "Forbidden")
         name, qualifier, config = hit
@@ -205,13 +223,13 @@ class UrlServer:
         if config["AuthType"] == "AWS_IAM":
             try:
                 signed = check_headers(
-                    request.headers, self.app.secret_for, self.app.settings.max_clock_skew_s
+                    request.headers, self.secret_for, self.settings.max_clock_skew_s
                 )
             except FireboxError:
                 return await _forbidden(request)
             if signed.caller.service != "lambda":
                 return await _forbidden(request)
-        elif not await self.app.triggers.policies.allows(
+        elif not await self.policies.allows(
             name, qualifier, "lambda:InvokeFunctionUrl", url_auth_type="NONE", anonymous=True
         ):
             return await _forbidden(request)
@@ -241,9 +259,7 @@ class UrlServer:
             headers=request.headers,
             body=body,
             source_ip=request.remote or "",
-            account_id=self.app.settings.account_id
-            if config["AuthType"] == "AWS_IAM"
-            else "anonymous",
+            account_id=self.settings.account_id if config["AuthType"] == "AWS_IAM" else "anonymous",
             url_id=url_id,
             domain_name=request.host,
             request_id=request_id,
@@ -255,7 +271,7 @@ class UrlServer:
         payload = json.dumps(event).encode()
         stream = ResponseStream() if config.get("InvokeMode") == "RESPONSE_STREAM" else None
         task = asyncio.ensure_future(
-            self.app.invoker.invoke(
+            self.invoker.invoke(
                 ref, payload, request_id=request_id, payload_checked=True, stream=stream
             )
         )

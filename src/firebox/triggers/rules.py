@@ -5,7 +5,7 @@ Keys in the metadata store:
   rule-target  {name}/{id}       one target as ListTargetsByRule returns it
   schedule     {name}            the scheduler's state: anchor, next and last firing time
 
-Targets are Lambda functions. Delivery is asynchronous (``App.submit_event``) and, as in
+Targets are Lambda functions. Delivery is asynchronous (the durable async queue) and, as in
 AWS, needs a resource policy on the function that lets events.amazonaws.com invoke it
 (``aws lambda add-permission --principal events.amazonaws.com --source-arn <rule arn>``).
 """
@@ -40,7 +40,8 @@ from firebox.triggers import schedule_expr
 from firebox.triggers.patterns import matches, parse_pattern
 
 if TYPE_CHECKING:
-    from firebox.app import App
+    from firebox.control.policies import Policies
+    from firebox.triggers.submit import Submit
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,20 @@ def target_input(target: Doc, event: Doc, rule_arn: str = "") -> bytes:
 
 
 class Rules:
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.store: MetadataStore = app.metadata
-        self.region = app.settings.region
-        self.account = app.settings.account_id
+    def __init__(
+        self,
+        store: MetadataStore,
+        region: str,
+        account_id: str,
+        policies: Policies,
+        submit: Submit,
+    ) -> None:
+        self.store = store
+        self.region = region
+        self.account = account_id
+        self.policies = policies
+        # Hands an event to the durable async queue (InvocationType Event).
+        self.submit = submit
         self.lock = threading.RLock()
 
     def arn(self, name: str) -> str:
@@ -387,7 +397,7 @@ class Rules:
             ref: FunctionRef = parse_function_ref(target["Arn"])
         except FireboxError:
             return False
-        if not await self.app.triggers.policies.allows(
+        if not await self.policies.allows(
             ref.name,
             ref.qualifier,
             "lambda:InvokeFunction",
@@ -403,7 +413,7 @@ class Rules:
             return False
         try:
             payload = target_input(target, event, rule["Arn"])
-            await self.app.triggers.submit(ref, payload)
+            await self.submit(ref, payload)
         except (ValueError, TypeError, KeyError) as exc:
             log.warning(
                 "rule %s: could not build the input for %s: %s", rule["Name"], target["Arn"], exc

@@ -16,23 +16,20 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 from firebox.errors import FireboxError
 from firebox.store.metadata.base import Doc
 from firebox.triggers import schedule_expr
 from firebox.triggers.rules import RULE, SCHEDULE, Rules, iso_z
 
-if TYPE_CHECKING:
-    from firebox.app import App
-
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, app: App, rules: Rules) -> None:
-        self.app = app
+    def __init__(self, rules: Rules, tick_s: float, time_scale: float = 1.0) -> None:
         self.rules = rules
+        self.tick_s = tick_s
+        self.time_scale = time_scale
         self.fired = 0
 
     def scheduled_event(self, rule: Doc, when: float) -> Doc:
@@ -53,7 +50,7 @@ class Scheduler:
 
         Rules seen for the first time get their state written, without firing."""
         due = []
-        scale = self.app.settings.schedule_time_scale or 1.0
+        scale = self.time_scale or 1.0
         for name, rule in self.rules.store.list(RULE):
             expr = rule.get("ScheduleExpression")
             if not expr or rule["State"] == "DISABLED":
@@ -102,4 +99,4 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("scheduler tick failed")
-            await asyncio.sleep(self.app.settings.schedule_tick_s)
+            await asyncio.sleep(self.tick_s)

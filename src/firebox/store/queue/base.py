@@ -10,9 +10,11 @@ destination records — and the dead letters it left), so no step can lose an ev
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -95,3 +97,8 @@ class EventQueue(Protocol):
         """Per function: events queued, age of the oldest, in flight, dead letters kept."""
 
     def close(self) -> None: ...
+
+
+def stats_by_function(queue: EventQueue) -> dict[str, dict[str, Any]]:
+    """Per function, now: depth, oldest_age_s, in_flight, dead_lettered (blocking)."""
+    return {name: dataclasses.asdict(s) for name, s in queue.stats(time.time()).items()}

@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from firebox.control.event_sources import ESM, EventSourceMappings
-from firebox.store.metadata.base import Doc
+from firebox.store.metadata.base import Doc, MetadataStore
 from firebox.store.metadata.feed import Change
-from firebox.triggers.esm.base import Poller, Source
-
-if TYPE_CHECKING:
-    from firebox.app import App
+from firebox.triggers.esm.base import Poller, PollerDeps, Source
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +32,12 @@ def make_source(mapping: Doc) -> Source:
 
 
 class EsmManager:
-    def __init__(self, app: App, control: EventSourceMappings) -> None:
-        self.app = app
+    def __init__(
+        self, control: EventSourceMappings, metadata: MetadataStore, deps: PollerDeps
+    ) -> None:
         self.control = control
+        self.metadata = metadata
+        self.deps = deps
         self.pollers: dict[str, tuple[Poller, asyncio.Task[None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
@@ -76,7 +75,7 @@ class EsmManager:
     async def _refresh(self, mapping_id: str, doc: Doc | None) -> None:
         await self._stop_one(mapping_id)
         if doc is None:
-            doc = await asyncio.to_thread(self.app.metadata.get, ESM, mapping_id)
+            doc = await asyncio.to_thread(self.metadata.get, ESM, mapping_id)
         if doc is None or doc.get("State") != "Enabled":
             return
 
@@ -88,7 +87,7 @@ class EsmManager:
         except Exception as exc:
             report(f"PROBLEM: {exc}")
             return
-        poller = Poller(self.app, doc, source, report)
+        poller = Poller(self.deps, doc, source, report)
         self.pollers[mapping_id] = (poller, asyncio.create_task(poller.run()))
 
     async def _stop_one(self, mapping_id: str) -> None:

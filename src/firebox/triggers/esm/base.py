@@ -27,7 +27,9 @@ from firebox.store.metadata.base import Doc
 from firebox.triggers.patterns import matches
 
 if TYPE_CHECKING:
-    from firebox.app import App
+    from firebox.invoke.sync import Invoker
+    from firebox.observe.logs import LogWriter
+    from firebox.triggers.submit import Submit
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +110,25 @@ def problem_text(exc: BaseException) -> str:
     return f"PROBLEM: {type(exc).__name__}: {exc}"
 
 
+@dataclass(frozen=True, slots=True)
+class PollerDeps:
+    """What every mapping's poller needs from the rest of Firebox."""
+
+    invoker: Invoker
+    log_writer: LogWriter
+    # Asynchronous invokes (OnFailure destinations).
+    submit: Submit
+    # How long to wait before reconnecting to a source that is down or refused us.
+    retry_delay_s: float
+
+
 class Poller:
     """Runs one mapping until cancelled."""
 
     def __init__(
-        self, app: App, mapping: Doc, source: Source, report: Callable[[str], None]
+        self, deps: PollerDeps, mapping: Doc, source: Source, report: Callable[[str], None]
     ) -> None:
-        self.app = app
+        self.deps = deps
         self.mapping = mapping
         self.source = source
         self.report = report
@@ -133,7 +147,7 @@ class Poller:
         return out
 
     async def run(self) -> None:
-        delay = self.app.settings.esm_retry_delay_s
+        delay = self.deps.retry_delay_s
         while not self.stopping:
             try:
                 await self.source.connect()
@@ -180,10 +194,10 @@ class Poller:
             batch = keep
             if not batch:
                 return
-        mark = self.app.log_writer.position()
+        mark = self.deps.log_writer.position()
         failed, counted = await self._invoke(batch)
         # Raises LogsNotWritten if they are lost: the batch is then redelivered (run()).
-        await self.app.log_writer.durable(since=mark)
+        await self.deps.log_writer.durable(since=mark)
         ok = [m for m in batch if m.id not in failed]
         if ok:
             await self.source.ack(ok)
@@ -222,7 +236,7 @@ class Poller:
         ref = parse_function_ref(self.mapping["FunctionArn"])
         payload = json.dumps(self.source.event(batch)).encode()
         try:
-            result = await self.app.invoker.invoke(
+            result = await self.deps.invoker.invoke(
                 ref, payload, payload_checked=True, durable_logs=True
             )
         except TooManyRequests:
@@ -283,9 +297,7 @@ class Poller:
             "payload": self.source.event(messages),
         }
         try:
-            await self.app.triggers.submit(
-                parse_function_ref(destination), json.dumps(record).encode()
-            )
+            await self.deps.submit(parse_function_ref(destination), json.dumps(record).encode())
         except FireboxError as exc:
             log.warning(
                 "event source mapping %s: OnFailure destination failed: %s",
