@@ -428,3 +428,71 @@ def test_a_mapping_consumes_each_message_once_across_two_nodes(fleet: Fleet) -> 
         assert len(by_node) == 1, by_node
     finally:
         db.delete(stream)
+
+
+def test_usage_counts_every_processs_invokes(two_processes: Server) -> None:
+    from test_metering import usage
+
+    srv = two_processes
+    name = unique("metered")
+    python_function(srv.client("lambda"), name, ECHO)
+
+    def both() -> dict[str, float] | None:
+        invoke_json(srv.client("lambda"), name, {"i": 1})
+        counts = invocations_by_node(metrics(srv), name)
+        return counts if len(counts) == 2 else None
+
+    counts = wait_for(both, 60, "invocations answered by both processes")
+    invoked = int(sum(counts.values()))
+
+    def metered() -> int:
+        status, report = usage(srv, f"function={name}")
+        assert status == 200, report
+        return int(sum(r["requests"] for r in report["functions"] if r["function"] == name))
+
+    # Either process answers the report, with every process's requests (the store is
+    # shared; each flushes its own counts).
+    wait_for(lambda: metered() == invoked, 20, f"{invoked} requests metered")
+
+
+def test_a_sync_invoke_on_a_worker_that_dies_fails_clearly(fleet: Fleet) -> None:
+    front = fleet.node(role="api")
+    worker = fleet.node(role="worker")
+    lam = front.client("lambda")
+    name = unique("doomed")
+    python_function(
+        lam,
+        name,
+        "import time\ndef handler(e, c):\n    print('started')\n    time.sleep(60)\n",
+        Timeout=120,
+    )
+    logs = front.client("logs")
+    errors: list[Any] = []
+
+    def call() -> None:
+        try:
+            lam.invoke(FunctionName=name, Payload=b"{}")
+        except ClientError as exc:
+            errors.append(exc.response)
+
+    t = threading.Thread(target=call)
+    t.start()
+
+    def started() -> bool:
+        try:
+            page = logs.filter_log_events(
+                logGroupName=f"/aws/lambda/{name}", filterPattern='"started"'
+            )
+        except logs.exceptions.ResourceNotFoundException:
+            return False
+        return bool(page["events"])
+
+    wait_for(started, 60, "the invocation to run on the worker")
+    worker.kill9()
+    t.join(30)
+    assert not t.is_alive()
+    assert len(errors) == 1, errors
+    error = errors[0]
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert error["Error"]["Code"] == "ServiceException"
+    assert "was lost during the invocation" in error["Error"]["Message"]
