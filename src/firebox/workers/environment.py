@@ -26,13 +26,17 @@ log = logging.getLogger(__name__)
 
 # Lambda gives a function's Init phase 10 seconds on on-demand environments.
 INIT_TIMEOUT_S = 10.0
-# An environment is frozen this long after its invoke ends (or its Init, once its runtime
-# waits on /next), where it stands, whether its runtime polls /next or not (a custom
-# runtime may never ask); it cannot go on computing unbilled for longer than that. Not at
-# once: a thaw wakes every process of the environment once more, which cost a warm invoke
-# 60 µs at p50 (bench/run.py, warm); back-to-back invokes now never freeze at all. A
-# runtime frozen before it polled finishes its way to /next when the next invoke thaws it.
+# An environment is frozen this long after its runtime waits on /next again (the end of
+# the invoke phase, as on Lambda). Not at once: a thaw wakes every process of the
+# environment once more, which cost a warm invoke 60 µs at p50 (bench/run.py, warm);
+# back-to-back invokes now never freeze at all.
 FREEZE_AFTER_S = 0.002
+# A runtime that answered but has not polled /next again (it is still talking to the
+# Runtime API, or a custom runtime that never asks) is frozen after this: long enough that
+# it is never stopped mid-request (a request cut by the Runtime API's head deadline while
+# frozen would kill it), short enough that it cannot compute unbilled for long. A runtime
+# frozen before it polled finishes its way to /next when the next invoke thaws it.
+FREEZE_UNPOLLED_AFTER_S = 1.0
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 STREAM_TOO_LARGE = (
     b'{"errorMessage":"Response payload size exceeded the maximum for a streamed '
@@ -252,11 +256,16 @@ class Environment:
             self._freeze_later.cancel()
             self._freeze_later = None
 
-    def _freeze_soon(self) -> None:
-        if not self._frozen and self._freeze_later is None and self.alive:
-            self._freeze_later = asyncio.get_running_loop().call_later(
-                FREEZE_AFTER_S, self._freeze_if_still_idle
-            )
+    def _freeze_soon(self, after_s: float = FREEZE_AFTER_S) -> None:
+        if self._frozen or not self.alive:
+            return
+        loop = asyncio.get_running_loop()
+        pending = self._freeze_later
+        if pending is not None:
+            if pending.when() <= loop.time() + after_s:
+                return
+            pending.cancel()  # sooner now: the runtime polls
+        self._freeze_later = loop.call_later(after_s, self._freeze_if_still_idle)
 
     def _freeze_if_still_idle(self) -> None:
         self._freeze_later = None
@@ -546,7 +555,7 @@ class Environment:
             )
         if self.state == State.BUSY:
             self.state = State.IDLE
-        self._freeze_soon()
+        self._freeze_soon(FREEZE_AFTER_S if self._polling.is_set() else FREEZE_UNPOLLED_AFTER_S)
         status = "ok" if kind == "response" else "error"
         return Outcome(
             inv.request_id,

@@ -117,7 +117,8 @@ class NatsSource(Source):
 
     async def _keep_alive(self) -> None:
         while True:
-            await asyncio.sleep(ACK_WAIT_S / 3)
+            # Well inside the ack wait, even on a loaded machine.
+            await asyncio.sleep(ACK_WAIT_S / 5)
             for msg in list(self._held.values()):
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
