@@ -158,7 +158,9 @@ def make_queue(settings: Settings, dbs: dict[str, PostgresDatabase]) -> EventQue
         # it releases its own leases, and only its own.
         node = f"{socket.gethostname()}:{settings.data_dir}:{max(settings.process_index, 0)}"
         return PostgresEventQueue(dbs[settings.queue_database_url], node)
-    return SqliteEventQueue(settings.data_dir / "queue.db", sole_owner=not settings.fleet)
+    # With --processes, each process is an owner of its own (its index survives restarts).
+    owner = str(settings.process_index) if settings.process_index >= 0 else ""
+    return SqliteEventQueue(settings.data_dir / "queue.db", owner)
 
 
 def make_fleet(settings: Settings, dbs: dict[str, PostgresDatabase]) -> Fleet | None:

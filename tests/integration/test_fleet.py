@@ -19,7 +19,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
 from conftest import Server, invoke_json, needs_root, python_function, unique
 
@@ -496,3 +496,45 @@ def test_a_sync_invoke_on_a_worker_that_dies_fails_clearly(fleet: Fleet) -> None
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 500
     assert error["Error"]["Code"] == "ServiceException"
     assert "was lost during the invocation" in error["Error"]["Message"]
+
+
+def test_a_killed_processs_async_events_run_again_when_it_is_replaced(
+    two_processes: Server,
+) -> None:
+    srv = two_processes
+    lam = srv.client("lambda")
+    name = unique("replaced")
+    python_function(
+        lam,
+        name,
+        "import time\ndef handler(e, c):\n    print('begin', e['t'])\n    time.sleep(1)\n"
+        "    print('token', e['t'])\n",
+        Timeout=30,
+    )
+    total = 24
+    for t in range(total):
+        srv.client("lambda").invoke(
+            FunctionName=name, InvocationType="Event", Payload=json.dumps({"t": t})
+        )
+
+    def lines(word: str) -> set[int]:
+        # A client of its own each time: a kept-alive connection may be to the process
+        # this test kills.
+        logs = srv.client("logs")
+        try:
+            pages = logs.get_paginator("filter_log_events").paginate(
+                logGroupName=f"/aws/lambda/{name}", filterPattern=f'"{word}"'
+            )
+            return {int(e["message"].split()[1]) for p in pages for e in p["events"]}
+        except logs.exceptions.ResourceNotFoundException:
+            return set()
+        except ConnectionClosedError:
+            return set()  # accepted by the process just killed: ask again
+
+    # Kill a process while events run (some begun, not all done): its leased events come
+    # back when its replacement starts (it releases its predecessor's leases), not when
+    # their 16-minute lease ends.
+    wait_for(lambda: len(lines("begin")) >= 4, 60, "events to be running")
+    assert srv.proc is not None
+    os.kill(_children(srv.proc.pid)[0], signal.SIGKILL)
+    wait_for(lambda: lines("token") >= set(range(total)), 90, "every event to finish")

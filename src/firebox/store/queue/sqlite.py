@@ -38,20 +38,22 @@ def _event(row: tuple[Any, ...]) -> QueuedEvent:
 
 
 class SqliteEventQueue:
-    def __init__(self, path: Path, sole_owner: bool = True) -> None:
+    def __init__(self, path: Path, owner: str = "") -> None:
         # One connection, one lock: SQLite has a single writer anyway, and callers batch.
         self._db = connect_private(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         migrate_sqlite(self._db, "queue")
         self._lock = threading.Lock()
-        # Leases of a previous process are void (see the module docstring) — unless other
-        # processes share the file (--processes): theirs run out by themselves.
-        if sole_owner:
-            with self._lock:
-                self._db.execute(
-                    "UPDATE events SET leased=0, due_at=? WHERE leased=1", (time.time(),)
-                )
+        # Leases of a previous process are void (see the module docstring). Processes that
+        # share the file (--processes) each release only their own predecessor's: ``owner``
+        # names the process (its index), and the others' leases stay theirs.
+        self._owner = owner
+        with self._lock:
+            self._db.execute(
+                "UPDATE events SET leased=0, due_at=? WHERE leased=1 AND owner=?",
+                (time.time(), owner),
+            )
 
     def _insert(self, events: Sequence[QueuedEvent], due_at: float | None = None) -> None:
         self._db.executemany(
@@ -93,10 +95,10 @@ class SqliteEventQueue:
     def claim(self, limit: int, lease_s: float, now: float) -> list[QueuedEvent]:
         with self._lock:
             rows = self._db.execute(
-                f"UPDATE events SET leased=1, due_at=? WHERE seq IN ("
+                f"UPDATE events SET leased=1, owner=?, due_at=? WHERE seq IN ("
                 f" SELECT seq FROM events WHERE due_at<=? ORDER BY due_at LIMIT ?)"
                 f" RETURNING {_EVENT_COLS}",
-                (now + lease_s, now, limit),
+                (self._owner, now + lease_s, now, limit),
             ).fetchall()
         events = [_event(r) for r in rows]
         events.sort(key=lambda e: e.seq)
