@@ -61,6 +61,15 @@ def _slirp_missing() -> str | None:
     return None
 
 
+# For modules whose every test runs in the process sandbox: pytestmark = needs_process_sandbox
+needs_process_sandbox = [
+    needs_root,
+    pytest.mark.skipif(
+        _process_backend_usable() is not None,
+        reason=f"process sandbox unusable: {_process_backend_usable()}",
+    ),
+]
+
 needs_outbound_network = pytest.mark.skipif(
     _slirp_missing() is not None, reason=str(_slirp_missing())
 )

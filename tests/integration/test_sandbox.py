@@ -13,19 +13,14 @@ import pytest
 
 from conftest import (
     ROLE,
-    _process_backend_usable,
     invoke_json,
     make_zip,
-    needs_root,
+    needs_process_sandbox,
     python_function,
     unique,
 )
 
-_why = _process_backend_usable()
-pytestmark = [
-    needs_root,
-    pytest.mark.skipif(_why is not None, reason=f"process sandbox unusable: {_why}"),
-]
+pytestmark = needs_process_sandbox
 
 INSPECT = """
 import os, socket, sys

@@ -21,20 +21,14 @@ from sandbox_attack import make_victim, serves_while
 
 from conftest import (
     Server,
-    _process_backend_usable,
     invoke_json,
     needs_outbound_network,
-    needs_root,
+    needs_process_sandbox,
     python_function,
     unique,
 )
 
-_why = _process_backend_usable()
-pytestmark = [
-    needs_root,
-    needs_outbound_network,
-    pytest.mark.skipif(_why is not None, reason=f"process sandbox unusable: {_why}"),
-]
+pytestmark = [*needs_process_sandbox, needs_outbound_network]
 
 EGRESS = r"""
 import socket, time

@@ -15,20 +15,15 @@ import pytest
 from conftest import (
     ROLE,
     Server,
-    _process_backend_usable,
     invoke_json,
     make_zip,
     needs_outbound_network,
-    needs_root,
+    needs_process_sandbox,
     python_function,
     unique,
 )
 
-_why = _process_backend_usable()
-pytestmark = [
-    needs_root,
-    pytest.mark.skipif(_why is not None, reason=f"process sandbox unusable: {_why}"),
-]
+pytestmark = needs_process_sandbox
 
 PROBE = r'''
 import ctypes, errno, os, socket, time

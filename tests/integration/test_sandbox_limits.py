@@ -14,18 +14,13 @@ from sandbox_attack import make_victim, serves_while
 
 from conftest import (
     Server,
-    _process_backend_usable,
     invoke_json,
-    needs_root,
+    needs_process_sandbox,
     python_function,
     unique,
 )
 
-_why = _process_backend_usable()
-pytestmark = [
-    needs_root,
-    pytest.mark.skipif(_why is not None, reason=f"process sandbox unusable: {_why}"),
-]
+pytestmark = needs_process_sandbox
 
 # A handler that leaves a thread behind, counting in /tmp every millisecond.
 COUNTER = r"""

@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 from sandbox_attack import make_victim, serves_while
 
-from conftest import ROLE, Server, _process_backend_usable, invoke_json, needs_root, unique
+from conftest import (
+    ROLE,
+    Server,
+    invoke_json,
+    needs_process_sandbox,
+    unique,
+)
 
-_why = _process_backend_usable()
-pytestmark = [
-    needs_root,
-    pytest.mark.skipif(_why is not None, reason=f"process sandbox unusable: {_why}"),
-]
+pytestmark = needs_process_sandbox
 
 LINK = stat.S_IFLNK | 0o777
 FILE = stat.S_IFREG | 0o644

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -114,3 +115,43 @@ class LogStore(Protocol):
         """Delete events past their group's retention; returns how many."""
 
     def close(self) -> None: ...
+
+
+def select_streams(
+    names: dict[int, str], streams: Sequence[str] | None, prefix: str | None
+) -> dict[int, str]:
+    """A group's streams (id -> name) that a filter names: all, a list, or a prefix."""
+    if streams is not None:
+        wanted = set(streams)
+        return {k: v for k, v in names.items() if v in wanted}
+    if prefix:
+        return {k: v for k, v in names.items() if v.startswith(prefix)}
+    return names
+
+
+def scan(
+    rows: Iterator[tuple[int, int, int, int, str]],
+    names: dict[int, str],
+    match: Callable[[str], bool],
+    limit: int,
+    scan_limit: int,
+    deadline: float | None,
+) -> tuple[list[StoredEvent], Cursor | None]:
+    """A filter's page from rows in (ts, id) order — (id, stream id, ts, ingest, message),
+    read lazily: at most ``limit`` matches, ``scan_limit`` rows, or until ``deadline``
+    (monotonic); the cursor to go on from, or None when the rows are exhausted."""
+    found: list[StoredEvent] = []
+    last: Cursor | None = None
+    for n, (eid, sid, ts, ingest, message) in enumerate(rows):
+        if n == scan_limit:
+            return found, last
+        if deadline is not None and n % 16 == 15 and time.monotonic() > deadline:
+            # Out of time: a page now, the rest on the next call.
+            return found, last
+        last = (ts, eid)
+        if match(message):
+            found.append(StoredEvent(eid, names[sid], ts, ingest, message))
+            if len(found) == limit:
+                more = next(rows, None) is not None
+                return found, last if more else None
+    return found, None

@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from firebox.store.logs.base import Cursor, Event, GroupInfo, StoredEvent, StreamInfo
+from firebox.store.logs.base import (
+    Cursor,
+    Event,
+    GroupInfo,
+    StoredEvent,
+    StreamInfo,
+    scan,
+    select_streams,
+)
 from firebox.store.postgres import PostgresDatabase
 
 DAY_MS = 86_400_000
@@ -303,11 +311,7 @@ class PostgresLogStore:
                     "SELECT id, name FROM firebox_log_streams WHERE group_id = %s", (gid,)
                 ).fetchall()
             )
-            if streams is not None:
-                wanted = set(streams)
-                names = {k: v for k, v in names.items() if v in wanted}
-            elif stream_prefix:
-                names = {k: v for k, v in names.items() if v.startswith(stream_prefix)}
+            names = select_streams(names, streams, stream_prefix)
             if not names:
                 return [], None
             where = ["group_id = %s", "ts >= %s"]
@@ -334,24 +338,9 @@ class PostgresLogStore:
                     (*args, scan_limit + 1),
                 )
 
-                def scan() -> Iterator[tuple[Any, ...]]:
+                def rows() -> Iterator[tuple[int, int, int, int, str]]:
                     while batch := cur.fetchmany(_SCAN_BATCH):
-                        yield from batch
+                        for eid, sid, ts, ingest, data in batch:
+                            yield eid, sid, ts, ingest, _dec(data)
 
-                rows = scan()
-                found: list[StoredEvent] = []
-                last: Cursor | None = None
-                for n, (eid, sid, ts, ingest, data) in enumerate(rows):
-                    if n == scan_limit:
-                        return found, last
-                    if deadline is not None and n % 16 == 15 and time.monotonic() > deadline:
-                        # Out of time: a page now, the rest on the next call.
-                        return found, last
-                    last = (ts, eid)
-                    message = _dec(data)
-                    if match(message):
-                        found.append(StoredEvent(eid, names[sid], ts, ingest, message))
-                        if len(found) == limit:
-                            more = next(rows, None) is not None
-                            return found, last if more else None
-        return found, None
+                return scan(rows(), names, match, limit, scan_limit, deadline)

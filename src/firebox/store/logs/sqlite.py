@@ -9,7 +9,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from firebox.store.logs.base import Cursor, Event, GroupInfo, StoredEvent, StreamInfo
+from firebox.store.logs.base import (
+    Cursor,
+    Event,
+    GroupInfo,
+    StoredEvent,
+    StreamInfo,
+    scan,
+    select_streams,
+)
 from firebox.store.migrations import migrate_sqlite
 from firebox.store.private import connect_private
 
@@ -295,11 +303,7 @@ class SqliteLogStore:
                     "SELECT id, name FROM streams WHERE group_id = ?", (gid,)
                 ).fetchall()
             )
-            if streams is not None:
-                wanted = set(streams)
-                names = {k: v for k, v in names.items() if v in wanted}
-            elif stream_prefix:
-                names = {k: v for k, v in names.items() if v.startswith(stream_prefix)}
+            names = select_streams(names, streams, stream_prefix)
             if not names:
                 return [], None
             where = ["group_id = ?", "ts >= ?"]
@@ -322,22 +326,8 @@ class SqliteLogStore:
                 f"WHERE {' AND '.join(where)} ORDER BY ts, id LIMIT ?",
                 (*args, scan_limit + 1),
             )
-            found: list[StoredEvent] = []
-            last: Cursor | None = None
             try:
                 # Rows are read lazily: a page that fills early stops reading early.
-                for n, (eid, sid, ts, ingest, message) in enumerate(cursor):
-                    if n == scan_limit:
-                        return found, last
-                    if deadline is not None and n % 16 == 15 and time.monotonic() > deadline:
-                        # Out of time: a page now, the rest on the next call.
-                        return found, last
-                    last = (ts, eid)
-                    if match(message):
-                        found.append(StoredEvent(eid, names[sid], ts, ingest, message))
-                        if len(found) == limit:
-                            more = cursor.fetchone() is not None
-                            return found, last if more else None
+                return scan(iter(cursor), names, match, limit, scan_limit, deadline)
             finally:
                 cursor.close()
-        return found, None
