@@ -27,7 +27,15 @@ from botocore.exceptions import ClientError
 import shapes
 
 # PostgreSQL and S3 fixtures (a module of their own: pg_url, s3_service, s3_bucket, s3_env).
-from services import missing_service, pg_url, s3_bucket, s3_env, s3_service  # noqa: F401
+from services import (  # noqa: F401
+    aws_env,
+    missing_service,
+    moto_service,
+    pg_url,
+    s3_bucket,
+    s3_env,
+    s3_service,
+)
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 

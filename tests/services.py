@@ -11,6 +11,7 @@ test. conftest.py imports the fixtures from here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import os
@@ -141,3 +142,93 @@ def s3_env(s3_service: rgw.Rgw, monkeypatch: pytest.MonkeyPatch) -> rgw.Rgw:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return s3_service
+
+
+# --- an AWS-compatible server (moto's server mode) for SQS, SNS, Kinesis, DynamoDB ---------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Moto:
+    endpoint: str
+    region: str = "us-east-1"
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables that point an SDK's SQS, SNS, Kinesis, DynamoDB and
+        DynamoDB Streams clients at this server (any credentials do)."""
+        return {
+            "AWS_ENDPOINT_URL_SQS": self.endpoint,
+            "AWS_ENDPOINT_URL_SNS": self.endpoint,
+            "AWS_ENDPOINT_URL_KINESIS": self.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "AKIDMOTOTESTING00001",
+            "AWS_SECRET_ACCESS_KEY": "moto-testing-secret",
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="AKIDMOTOTESTING00001",
+            aws_secret_access_key="moto-testing-secret",
+        )
+
+
+@pytest.fixture(scope="session")
+def moto_service() -> Iterator[Moto]:
+    """moto's server on a free loopback port, for this session."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        missing_service(f"moto[server] not installed (pip install -e '.[test]'): {exc}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(Path(tempfile.gettempdir()) / f"moto-{os.getpid()}-{port}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                missing_service("moto's server did not start")
+            time.sleep(0.1)
+    try:
+        yield Moto(endpoint)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def aws_env(moto_service: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+    """The standard AWS variables pointing at moto (for boto3 here, and for `firebox
+    serve` processes the test starts)."""
+    for key, value in moto_service.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_service

@@ -65,6 +65,8 @@ from firebox.store.private import private_dir
 from firebox.store.queue.base import EventQueue
 from firebox.store.queue.sqlite import SqliteEventQueue
 from firebox.triggers import Triggers
+from firebox.triggers.aws import AwsClients
+from firebox.triggers.destinations import Destinations
 from firebox.workers import wire
 from firebox.workers.concurrency import Concurrency, ConcurrencyLimiter, SharedConcurrency
 from firebox.workers.manager import WorkerManager
@@ -271,6 +273,9 @@ class App:
         self.event_queue = make_queue(settings, self.databases)
         self.committer = GroupCommitter(self.event_queue)
         self.intake = EventIntake(self.resolver, self.committer)
+        # AWS's services as destinations (and, for the triggers, as event sources).
+        self.aws = AwsClients(settings.region)
+        self.destinations = Destinations(self.aws, self.intake.submit)
         self.pollers = Pollers(
             settings,
             self.event_queue,
@@ -279,6 +284,7 @@ class App:
             self.event_configs,
             self.catalog.arn,
             self.log_writer,
+            lambda arn, body, attributes: self.destinations.send(arn, body, attributes=attributes),
         )
         self.committer.on_written.append(self.pollers.notify)
         # A deleted function's queued events go to the failure path (dead letters).
@@ -310,6 +316,8 @@ class App:
             self.intake.submit,
             self.log_writer,
             self.secret_for,
+            self.aws,
+            self.destinations,
         )
 
     async def _logs_durable(self) -> None:
@@ -587,6 +595,7 @@ class App:
         if isinstance(self.limiter, SharedConcurrency):
             with contextlib.suppress(Exception):
                 await self.limiter.close()
+        self.aws.close()
         # Before the backend: its shutdown can fail, and these must reach the disk.
         await self.log_writer.flush()
         self.log_store.close()

@@ -154,3 +154,10 @@ class LimitExceeded(FireboxError):
 
 class CodeSigningConfigNotFound(FireboxError):
     code, status = "CodeSigningConfigNotFoundException", 404
+
+
+class PushRefused(FireboxError):
+    """A notification pushed to Firebox (S3, SNS) that is not taken now: the sender keeps
+    it and tries again later."""
+
+    code, status, kind = "ServiceUnavailableException", 503, "Service"

@@ -345,7 +345,8 @@ ESM_FUNCTION_MISSING = Message(InvalidParameterValue, "Function does not exist")
 ESM_SOURCE_MISSING = Message(InvalidParameterValue, "Unrecognized event source.")
 ESM_SOURCE_UNSUPPORTED = Message(
     InvalidParameterValue,
-    "Unsupported EventSourceArn {arn!r}: use arn:aws:<redis|rabbitmq|nats>:::<url>, e.g. "
+    "Unsupported EventSourceArn {arn!r}: use an SQS queue, Kinesis stream, DynamoDB stream, "
+    "SNS topic or S3 bucket ARN, or arn:aws:<redis|rabbitmq|nats|postgres>:::<url>, e.g. "
     "arn:aws:redis:::redis://127.0.0.1:6379/0",
     FIREBOX,
 )
@@ -361,7 +362,37 @@ ESM_STARTING_POSITION = Message(
 )
 ESM_FILTER_INVALID = Message(InvalidParameterValue, "Invalid filter pattern definition.")
 ESM_DESTINATION = Message(
-    InvalidParameterValue, "OnFailure destination must be a Lambda function ARN on Firebox", FIREBOX
+    InvalidParameterValue,
+    "OnFailure destination must be the ARN of a Lambda function, an SQS queue, an SNS topic "
+    "or an S3 bucket",
+    FIREBOX,
+)
+ESM_SQS_WINDOW = Message(
+    InvalidParameterValue,
+    "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater "
+    "than 10",
+)
+ESM_FIFO_BATCH = Message(
+    InvalidParameterValue, "Batch size must be between 1 and 10 for a FIFO queue", INFERRED
+)
+ESM_STARTING_POSITION_MISSING = Message(
+    InvalidParameterValue, "StartingPosition is required for arn type: {arn}", INFERRED
+)
+ESM_TIMESTAMP_MISSING = Message(
+    InvalidParameterValue,
+    "StartingPositionTimestamp must be set when StartingPosition is AT_TIMESTAMP",
+    INFERRED,
+)
+ESM_RECORD_AGE = Message(
+    InvalidParameterValue,
+    "MaximumRecordAgeInSeconds must be -1 or between 60 and 604800",
+    INFERRED,
+)
+ESM_SETUP_FAILED = Message(
+    InvalidParameterValue, "Could not set up the event source {arn}: {error}", FIREBOX
+)
+ESM_TABLE = Message(
+    InvalidParameterValue, "Topics must name one table as schema.table, got {table!r}", FIREBOX
 )
 ESM_ACCESS_TYPE = Message(
     InvalidParameterValue, "Unsupported SourceAccessConfiguration type {type}", FIREBOX

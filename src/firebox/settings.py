@@ -99,6 +99,9 @@ class Settings:
     # Event source mappings: how long a poller waits before reconnecting to a broker
     # that is down or refused it.
     esm_retry_delay_s: float = 2.0
+    # The URL S3-compatible stores and SNS post notifications to (their push endpoints,
+    # triggers/push.py); "" = the address the API listens on.
+    public_url: str = ""
 
     # Metering prices (USD), AWS's public x86 prices by default.
     price_per_gb_s: float = 0.0000166667
@@ -203,6 +206,8 @@ class Settings:
                     "code_store_url must be empty (files in the data dir) or "
                     f"s3://BUCKET[/PREFIX] with a valid bucket name, got {self.code_store_url!r}"
                 )
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError(f"public_url must be an http(s):// URL, got {self.public_url!r}")
         if self.sandbox not in ("process", "unsandboxed"):
             raise SettingsError(f"sandbox must be 'process' or 'unsandboxed', got {self.sandbox!r}")
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):

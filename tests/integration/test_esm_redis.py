@@ -211,7 +211,7 @@ def test_mapping_api(rserver: Server) -> None:
         lam.get_event_source_mapping(UUID=created["UUID"])
     assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
     for bad in (
-        {"EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:q", "Topics": ["st"]},
+        {"EventSourceArn": "arn:aws:kafka:us-east-1:000000000000:cluster/c/1", "Topics": ["st"]},
         {"EventSourceArn": _arn()},
         {"EventSourceArn": "arn:aws:redis:::http://x", "Topics": ["st"]},
         {

@@ -36,8 +36,9 @@ _DEST_RE = re.compile(
     r"^arn:aws[a-zA-Z0-9-]*:(?P<service>[a-zA-Z0-9-]+):(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)?:"
     r"(?P<account>\d{12})?:(?P<rest>.+)$"
 )
-# Services a destination may name. Only Lambda functions can be reached from Firebox; the
-# others are kept so that configs copied from AWS load, and their records are dead-lettered.
+# Services a destination may name. Lambda functions, SQS queues and SNS topics are
+# delivered to (invoke/pollers.py); EventBridge buses are kept so that configs copied from
+# AWS load, and their records are dead-lettered.
 _ON_SUCCESS_SERVICES = {"lambda", "sqs", "sns", "events"}
 _ON_FAILURE_SERVICES = _ON_SUCCESS_SERVICES | {"s3"}
 _SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")

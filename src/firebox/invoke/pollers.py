@@ -9,8 +9,10 @@ Lambda's rules, which this follows:
 - an event past its maximum age is not run, it goes to the failure path;
 - OnSuccess / OnFailure destinations get an invocation record; the function's
   DeadLetterConfig gets the event itself. Lambda-function targets are reached through
-  this same queue; others (SQS, SNS…) cannot be reached from here, so the record is kept
-  in the queue's dead-letter table, as is every failed event with nowhere to go.
+  this same queue; SQS queues and SNS topics are sent to (``deliver``) before the event
+  is recorded as done (a crash in between sends again: at-least-once). What cannot be
+  delivered (EventBridge, a target that refused it) is kept in the queue's dead-letter
+  table, as is every failed event with nowhere to go.
 
 One fetcher claims due events (a lease as long as any function can run) and hands them to
 ``settings.async_pollers`` workers; each event ends in one queue call (retry or complete),
@@ -31,7 +33,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,9 +64,25 @@ SETTLING_PER_WORKER = 16
 # On a clean stop, how long finished events may take to be recorded.
 SETTLE_ON_STOP_S = 5.0
 
+# Sends a body (JSON text) to an SQS / SNS target with message attributes; raises if the
+# target did not take it (triggers/destinations.py).
+Deliver = Callable[[str, str, dict[str, str] | None], Awaitable[None]]
+
 
 def iso_now(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _error_message(result: InvokeResult | None, condition: str) -> str:
+    """The ErrorMessage attribute of a dead-lettered event: the function's errorMessage."""
+    if result is not None and result.payload:
+        try:
+            body = json.loads(result.payload)
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("errorMessage"), str):
+            return str(body["errorMessage"])[:1024]
+    return condition
 
 
 def _json_or_text(data: bytes) -> Any:
@@ -105,8 +123,10 @@ class Pollers:
         configs: EventInvokeConfigs,
         arn: Any,
         logs: LogWriter,
+        deliver: Deliver | None = None,
     ) -> None:
         self.settings = settings
+        self.deliver = deliver
         self.queue = queue
         self.invoker = invoker
         self.logs = logs
@@ -278,7 +298,7 @@ class Pollers:
         event.invoke_count += 1
         event.throttles = 0
         if result.function_error is None:
-            return outcome(self._succeed(event, config, result))
+            return outcome(await self._succeed(event, config, result))
         if event.retries < config.max_retries:
             delays = self.settings.async_retry_delays_s or (60.0,)
             delay = delays[min(event.retries, len(delays) - 1)]
@@ -301,13 +321,13 @@ class Pollers:
         due_at = min(due_at, event.enqueued_at + config.max_age_s)
         return functools.partial(self.queue.retry, event, due_at)
 
-    def _succeed(
+    async def _succeed(
         self, event: QueuedEvent, config: AsyncConfig, result: InvokeResult
     ) -> Callable[[], None]:
         completion = Completion()
         if config.on_success:
             record = self._record(event, "Success", result)
-            self._deliver_record(completion, event, config.on_success, "Success", record)
+            await self._deliver_record(completion, event, config.on_success, "Success", record)
         return functools.partial(self.queue.complete, event, completion)
 
     async def _fail(
@@ -317,7 +337,7 @@ class Pollers:
         record = self._record(event, condition, result)
         routed = False
         if config.on_failure:
-            self._deliver_record(completion, event, config.on_failure, condition, record)
+            await self._deliver_record(completion, event, config.on_failure, condition, record)
             routed = True
         dlq = await self._dead_letter_target(event)
         if dlq:
@@ -328,7 +348,15 @@ class Pollers:
                         new_request_id(), target.name, target.qualifier, event.payload, time.time()
                     )
                 )
-            else:
+            elif not await self._send(
+                dlq,
+                event.payload.decode("utf-8", "replace"),
+                {
+                    "RequestID": event.request_id,
+                    "ErrorCode": "200",
+                    "ErrorMessage": _error_message(result, condition),
+                },
+            ):
                 completion.dead_letters.append(self._dead(event, condition, dlq, ""))
             routed = True
         if not routed:
@@ -336,7 +364,7 @@ class Pollers:
             completion.dead_letters.append(self._dead(event, condition, "", json.dumps(record)))
         return functools.partial(self.queue.complete, event, completion)
 
-    def _deliver_record(
+    async def _deliver_record(
         self,
         completion: Completion,
         event: QueuedEvent,
@@ -352,8 +380,20 @@ class Pollers:
                     new_request_id(), target.name, target.qualifier, body.encode(), time.time()
                 )
             )
-        else:
+        elif not await self._send(destination, body, None):
             completion.dead_letters.append(self._dead(event, condition, destination, body))
+
+    async def _send(self, target: str, body: str, attributes: dict[str, str] | None) -> bool:
+        """Deliver to an SQS queue or SNS topic; False (kept as a dead letter) if it failed."""
+        service = target.split(":")[2] if target.count(":") >= 5 else ""
+        if self.deliver is None or service not in ("sqs", "sns"):
+            return False
+        try:
+            await self.deliver(target, body, attributes)
+        except Exception as exc:
+            log.warning("delivering to %s failed (%s): kept as a dead letter", target, exc)
+            return False
+        return True
 
     def _dead(self, event: QueuedEvent, reason: str, target: str, record: str) -> DeadLetter:
         return DeadLetter(

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from firebox.control.event_sources import ESM, EventSourceMappings
+from firebox.control.event_sources import ESM, ESM_TEARDOWN, EventSourceMappings
 from firebox.control.policies import Policies
 from firebox.control.urls import FunctionUrls
+from firebox.store.metadata.base import Doc
 from firebox.store.metadata.feed import Change
 from firebox.triggers.esm import EsmManager
 from firebox.triggers.esm.base import PollerDeps
 from firebox.triggers.function_urls import UrlServer, url_for
+from firebox.triggers.push import Push
 from firebox.triggers.rules import Rules
 from firebox.triggers.scheduler import Scheduler
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from firebox.invoke.sync import Invoker
     from firebox.observe.logs import LogWriter
     from firebox.settings import Settings
+    from firebox.triggers.aws import AwsClients
+    from firebox.triggers.destinations import Destinations
     from firebox.triggers.submit import Submit
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,8 @@ class Triggers:
         submit: Submit,
         log_writer: LogWriter,
         secret_for: Callable[[str], str | None],
+        aws: AwsClients,
+        destinations: Destinations,
     ) -> None:
         self.settings = settings
         self.policies = Policies(catalog)
@@ -55,32 +61,65 @@ class Triggers:
         self.scheduler = Scheduler(
             self.rules, settings.schedule_tick_s, settings.schedule_time_scale or 1.0
         )
-        self.event_sources = EventSourceMappings(catalog)
+        # AWS's services as sources and destinations (boto3 on threads of their own).
+        self.event_sources = EventSourceMappings(catalog, setup=self._set_up)
+        self.push = Push(
+            settings, aws, catalog.store, submit, self.event_sources.status.__setitem__
+        )
         self.esm = EsmManager(
             self.event_sources,
             catalog.store,
-            PollerDeps(invoker, log_writer, submit, settings.esm_retry_delay_s),
+            PollerDeps(
+                invoker,
+                log_writer,
+                submit,
+                settings.esm_retry_delay_s,
+                destinations,
+                catalog.store,
+            ),
+            aws,
+            settings.region,
+            self._tear_down,
         )
         self._tasks: list[asyncio.Task[Any]] = []
 
     @property
     def registrars(self) -> list[Callable[[web.Application], None]]:
         """The API routes of resource policies, function URL configs, EventBridge and event
-        source mappings (the front end's)."""
-        from firebox.api import esm_routes, events_routes, policy_routes, url_routes
+        source mappings, and the endpoints sources push to (the front end's)."""
+        from firebox.api import esm_routes, events_routes, policy_routes, push_routes, url_routes
 
         return [
             functools.partial(policy_routes.register, policies=self.policies),
             functools.partial(url_routes.register, urls=self.urls),
             functools.partial(events_routes.register, rules=self.rules),
             functools.partial(esm_routes.register, mappings=self.event_sources),
+            functools.partial(push_routes.register, push=self.push),
         ]
+
+    def _set_up(self, mapping: Doc) -> None:
+        """What a new mapping needs on its source (blocking; CreateEventSourceMapping)."""
+        if mapping["_kind"] == "postgres":
+            from firebox.triggers.esm import pg_changes
+
+            pg_changes.set_up(mapping)
+        else:
+            self.push.set_up(mapping)
+
+    def _tear_down(self, mapping: Doc) -> None:
+        """Remove it again once the mapping is deleted (blocking; retried until done)."""
+        if mapping["_kind"] == "postgres":
+            from firebox.triggers.esm import pg_changes
+
+            pg_changes.tear_down(mapping)
+        else:
+            self.push.tear_down(mapping)
 
     def on_store_change(self, change: Change) -> None:
         """A committed write anywhere in the fleet (the metadata store's change feed)."""
         self.policies.on_change(change)
         self.urls.on_change(change)
-        if change.kind in ("", ESM):
+        if change.kind in ("", ESM, ESM_TEARDOWN):
             self.esm.on_store_change(change)
 
     async def start(

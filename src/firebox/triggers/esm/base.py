@@ -17,13 +17,16 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from firebox.arn import parse_function_ref
 from firebox.errors import FireboxError, TooManyRequests
-from firebox.store.metadata.base import Doc
+from firebox.store.metadata.base import Doc, MetadataStore
+from firebox.triggers.aws import is_auth_error
+from firebox.triggers.destinations import DestinationFailed, Destinations
 from firebox.triggers.patterns import matches
 
 if TYPE_CHECKING:
@@ -47,6 +50,11 @@ class Message:
 
 class Source(abc.ABC):
     """One broker connection of one mapping. Subclasses implement the broker calls."""
+
+    # True where the broker itself redelivers what was not acknowledged, on its own
+    # schedule (SQS: when the visibility timeout ends, up to the queue's redrive policy):
+    # failed messages are then left to it, not retried here nor sent to OnFailure.
+    redelivers_failures = False
 
     def __init__(self, mapping: Doc) -> None:
         self.mapping = mapping
@@ -98,7 +106,7 @@ def credentials(mapping: Doc) -> tuple[str | None, str | None]:
 
 
 def problem_text(exc: BaseException) -> str:
-    if isinstance(exc, BrokerAuthError):
+    if isinstance(exc, BrokerAuthError) or is_auth_error(exc):
         return f"PROBLEM: Authentication error. The broker refused the credentials: {exc}"
     # Client libraries have their own connection errors (redis.ConnectionError, aiormq's
     # AMQPConnectionError, nats' NoServersError …), not all of them OSErrors.
@@ -120,6 +128,62 @@ class PollerDeps:
     submit: Submit
     # How long to wait before reconnecting to a source that is down or refused us.
     retry_delay_s: float
+    # OnFailure destinations: functions, SQS queues, SNS topics, S3 buckets.
+    destinations: Destinations
+    # Stream mappings keep their checkpoints here.
+    metadata: MetadataStore
+
+
+def failure_key(mapping: Doc, shard: str) -> str:
+    """The object key of an OnFailure record in an S3 destination, as Lambda names it."""
+    now = time.gmtime()
+    return (
+        f"aws/lambda/{mapping['UUID']}/{shard or 'batch'}/"
+        f"{time.strftime('%Y/%m/%d/%Y-%m-%dT%H.%M.%S', now)}-{uuid.uuid4()}"
+    )
+
+
+async def invoke_batch(
+    invoker: Invoker,
+    mapping: Doc,
+    event: Doc,
+    all_ids: set[str],
+    report: Callable[[str], None],
+) -> tuple[set[str], bool]:
+    """Run a mapping's function on one batch's event, synchronously, with its log lines
+    made durable by whichever worker ran it: the ids (itemIdentifier) of the items that
+    failed, and whether the failure counts as an attempt (a throttle does not, as in
+    Lambda). ReportBatchItemFailures is read as Lambda reads it."""
+    ref = parse_function_ref(mapping["FunctionArn"])
+    payload = json.dumps(event).encode()
+    try:
+        result = await invoker.invoke(ref, payload, payload_checked=True, durable_logs=True)
+    except TooManyRequests:
+        return all_ids, False
+    except FireboxError as exc:
+        report(f"PROBLEM: Function call failed: {exc.code}: {exc.message}")
+        return all_ids, True
+    if result.function_error:
+        report("PROBLEM: Function call failed")
+        return all_ids, True
+    report("OK")
+    if "ReportBatchItemFailures" not in (mapping.get("FunctionResponseTypes") or []):
+        return set(), True
+    try:
+        response = json.loads(result.payload) if result.payload.strip() else None
+    except ValueError:
+        return set(), True
+    if not isinstance(response, dict) or not response.get("batchItemFailures"):
+        return set(), True
+    failures = response["batchItemFailures"]
+    ids: set[str] = set()
+    for item in failures if isinstance(failures, list) else []:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(ident, str) or ident not in all_ids:
+            # As Lambda: an invalid report fails the whole batch.
+            return all_ids, True
+        ids.add(ident)
+    return ids, True
 
 
 class Poller:
@@ -206,6 +270,12 @@ class Poller:
             self.delivered += len(ok)
         if not failed:
             return
+        if self.source.redelivers_failures:
+            if not counted:
+                # Throttled: not the function's failure; try again here, soon.
+                await asyncio.sleep(0.2)
+                self.retry = [m for m in batch if m.id in failed]
+            return
         limit = int(self.mapping.get("MaximumRetryAttempts", -1))
         exhausted: list[Message] = []
         again: list[Message] = []
@@ -232,39 +302,13 @@ class Poller:
     async def _invoke(self, batch: list[Message]) -> tuple[set[str], bool]:
         """Run the function on a batch: the ids of the messages that failed, and whether
         the failure counts as an attempt (a throttle does not, as in Lambda)."""
-        all_ids = {m.id for m in batch}
-        ref = parse_function_ref(self.mapping["FunctionArn"])
-        payload = json.dumps(self.source.event(batch)).encode()
-        try:
-            result = await self.deps.invoker.invoke(
-                ref, payload, payload_checked=True, durable_logs=True
-            )
-        except TooManyRequests:
-            return all_ids, False
-        except FireboxError as exc:
-            self.report(f"PROBLEM: Function call failed: {exc.code}: {exc.message}")
-            return all_ids, True
-        if result.function_error:
-            self.report("PROBLEM: Function call failed")
-            return all_ids, True
-        self.report("OK")
-        if "ReportBatchItemFailures" not in (self.mapping.get("FunctionResponseTypes") or []):
-            return set(), True
-        try:
-            response = json.loads(result.payload) if result.payload.strip() else None
-        except ValueError:
-            return set(), True
-        if not isinstance(response, dict) or not response.get("batchItemFailures"):
-            return set(), True
-        failures = response["batchItemFailures"]
-        ids: set[str] = set()
-        for item in failures if isinstance(failures, list) else []:
-            ident = item.get("itemIdentifier") if isinstance(item, dict) else None
-            if not isinstance(ident, str) or ident not in all_ids:
-                # As Lambda: an invalid report fails the whole batch.
-                return all_ids, True
-            ids.add(ident)
-        return ids, True
+        return await invoke_batch(
+            self.deps.invoker,
+            self.mapping,
+            self.source.event(batch),
+            {m.id for m in batch},
+            self.report,
+        )
 
     async def _on_failure(self, messages: list[Message]) -> bool:
         """Hand exhausted messages to the OnFailure destination; False if it failed."""
@@ -297,12 +341,14 @@ class Poller:
             "payload": self.source.event(messages),
         }
         try:
-            await self.deps.submit(parse_function_ref(destination), json.dumps(record).encode())
-        except FireboxError as exc:
+            await self.deps.destinations.send(
+                destination, json.dumps(record), s3_key=failure_key(self.mapping, "")
+            )
+        except DestinationFailed as exc:
             log.warning(
                 "event source mapping %s: OnFailure destination failed: %s",
                 self.mapping["UUID"],
-                exc.message,
+                exc,
             )
             return False
         return True
